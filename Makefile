@@ -1,0 +1,37 @@
+# The two commands a newcomer needs: `make run` and `make test`. Both set everything up first.
+VENV ?= .venv
+PYTHON ?= python3
+BIN := $(VENV)/bin
+DEPS := $(VENV)/.deps-installed
+
+.PHONY: install run test test-postgres lint format migrate standin clean
+
+$(DEPS): requirements.txt requirements-dev.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $(DEPS)
+
+install: $(DEPS)  ## create the virtualenv and install pinned dependencies
+
+run: $(DEPS)  ## migrate and serve on :8004 (SQLite, no Redis, the development stand-in)
+	VENV=$(VENV) devtools/run-dev.sh
+
+test: $(DEPS)  ## the test suite (SQLite; PostgreSQL/Redis when TEST_DATABASE_URL/TEST_REDIS_URL are set)
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+lint: $(DEPS)  ## ruff lint and format check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(DEPS)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+migrate: $(DEPS)  ## apply migrations to DATABASE_URL (or the SQLite default)
+	APP_ENV=$${APP_ENV:-development} REQUIRE_SERVICE_AUTH=$${REQUIRE_SERVICE_AUTH:-false} $(BIN)/flask db upgrade
+
+standin: $(DEPS)  ## only the development stand-in for the siblings and Telegram, on :8090
+	$(BIN)/python devtools/standin.py --port 8090
+
+clean:
+	rm -rf $(VENV) instance .pytest_cache .ruff_cache

@@ -1,0 +1,202 @@
+#!/usr/bin/env python3
+"""DEVELOPMENT TOOL — a stand-in for the Giveaway, Channel and Auth services and the Telegram Bot
+API, so the whole flow works on a laptop. Never deployed; the service never imports it.
+
+It speaks just enough HTTP/1.1 (keep-alive, Content-Length) on asyncio, standard library only, to
+serve thousands of answers a second with an optional delay (``--telegram-delay-ms``) that imitates
+Telegram's latency for the benchmarks.
+
+The world it pretends:
+- every giveaway id is ``active``, on account ``42``, except: 404 does not exist, 410 is
+  ``finished``; ``POST /_standin/giveaways/{id}`` with ``{"status": ...}`` changes one;
+- account ``42``'s channel is ``-1000000000042`` (``@telegive_demo``); account 404 is unknown,
+  account 405 has no channel configured;
+- the bot token of account N is ``N000:DEV-STANDIN-...`` (fake), given only to callers sending the
+  ``X-Service-Token`` the stand-in was started with;
+- Telegram says user ids ending in 0 have ``left`` the channel, ending in 9 were ``kicked``, and
+  every other user is a ``member``; ``POST /_standin/members/{user_id}`` with ``{"status": ...}``
+  overrides one user.
+
+Run: ``python devtools/standin.py --port 8090 [--telegram-delay-ms 100]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import re
+from urllib.parse import parse_qs, urlsplit
+
+GIVEAWAY = re.compile(r"^/api/giveaways/(\d+)$")
+CHANNEL = re.compile(r"^/api/accounts/(\d+)/channel$")
+TOKEN = re.compile(r"^/api/v1/bots/token/(\d+)$")
+CHAT_MEMBER = re.compile(r"^/bot(\d+):([A-Za-z0-9_-]+)/getChatMember$")
+SET_GIVEAWAY = re.compile(r"^/_standin/giveaways/(\d+)$")
+SET_MEMBER = re.compile(r"^/_standin/members/(\d+)$")
+REASONS = {
+    200: "OK",
+    400: "Bad Request",
+    401: "Unauthorized",
+    404: "Not Found",
+    405: "Method Not Allowed",
+}
+
+
+class World:
+    """The stand-in's state: giveaway statuses and membership overrides."""
+
+    def __init__(self, service_secret: str, telegram_delay: float) -> None:
+        self.service_secret = service_secret
+        self.telegram_delay = telegram_delay
+        self.giveaway_status: dict[int, str] = {410: "finished"}
+        self.members: dict[int, str] = {}
+
+    async def answer(
+        self, method: str, target: str, headers: dict, body: bytes
+    ) -> tuple[int, dict]:
+        url = urlsplit(target)
+        path = url.path
+        if method == "GET" and path == "/health":
+            return 200, {"success": True, "status": "healthy", "service": "standin"}
+        if match := GIVEAWAY.match(path):
+            return self.giveaway(int(match[1]))
+        if match := CHANNEL.match(path):
+            return self.channel(int(match[1]))
+        if match := TOKEN.match(path):
+            return self.token(int(match[1]), headers.get("x-service-token", ""))
+        if match := CHAT_MEMBER.match(path):
+            if self.telegram_delay:
+                await asyncio.sleep(self.telegram_delay)
+            return self.chat_member(int(match[1]), parse_qs(url.query))
+        if method == "POST" and (match := SET_GIVEAWAY.match(path)):
+            self.giveaway_status[int(match[1])] = json.loads(body or b"{}").get("status", "active")
+            return 200, {"success": True}
+        if method == "POST" and (match := SET_MEMBER.match(path)):
+            self.members[int(match[1])] = json.loads(body or b"{}").get("status", "member")
+            return 200, {"success": True}
+        return 404, {"success": False, "error": "not found", "error_code": "NOT_FOUND"}
+
+    def giveaway(self, giveaway_id: int) -> tuple[int, dict]:
+        if giveaway_id == 404:
+            return 404, {
+                "success": False,
+                "error": "Giveaway not found",
+                "error_code": "GIVEAWAY_NOT_FOUND",
+            }
+        status = self.giveaway_status.get(giveaway_id, "active")
+        return 200, {
+            "success": True,
+            "giveaway": {
+                "id": giveaway_id,
+                "account_id": 42,
+                "title": f"Demo giveaway #{giveaway_id}",
+                "status": status,
+                "winner_count": 3,
+                "message_id": 1000 + giveaway_id,
+            },
+        }
+
+    def channel(self, account_id: int) -> tuple[int, dict]:
+        if account_id == 404:
+            return 404, {
+                "success": False,
+                "error": "Account not found",
+                "code": "ACCOUNT_NOT_FOUND",
+            }
+        if account_id == 405:
+            return 404, {"success": False, "error": "No channel", "code": "CHANNEL_NOT_CONFIGURED"}
+        return 200, {
+            "success": True,
+            "channel": {
+                "channel_id": -1000000000000 - account_id,
+                "channel_username": "@telegive_demo",
+                "channel_title": "Telegive Demo Channel",
+                "is_verified": True,
+            },
+        }
+
+    def token(self, account_id: int, presented: str) -> tuple[int, dict]:
+        if presented != self.service_secret:
+            return 401, {"error": "invalid service token"}
+        if account_id == 404:
+            return 404, {"error": "account not found"}
+        return 200, {
+            "bot_token": f"{account_id}000:DEV-STANDIN-not-a-real-token-0000",
+            "bot_id": account_id * 1000,
+        }
+
+    def chat_member(self, bot_id: int, query: dict) -> tuple[int, dict]:
+        try:
+            user_id = int(query["user_id"][0])
+            int(query["chat_id"][0])
+        except (KeyError, ValueError):
+            return 400, {
+                "ok": False,
+                "error_code": 400,
+                "description": "Bad Request: invalid parameters",
+            }
+        status = self.members.get(user_id)
+        if status is None:
+            status = {0: "left", 9: "kicked"}.get(user_id % 10, "member")
+        return 200, {
+            "ok": True,
+            "result": {"status": status, "user": {"id": user_id, "is_bot": False}},
+        }
+
+
+async def handle(world: World, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    try:
+        while True:
+            head = await reader.readuntil(b"\r\n\r\n")
+            lines = head.decode("latin-1").split("\r\n")
+            method, target, _version = lines[0].split(" ", 2)
+            headers = {}
+            for line in lines[1:]:
+                if ":" in line:
+                    name, value = line.split(":", 1)
+                    headers[name.strip().lower()] = value.strip()
+            length = int(headers.get("content-length", "0") or 0)
+            body = await reader.readexactly(length) if length else b""
+            status, payload = await world.answer(method, target, headers, body)
+            data = json.dumps(payload).encode()
+            writer.write(
+                f"HTTP/1.1 {status} {REASONS.get(status, 'OK')}\r\n"
+                f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n"
+                "Connection: keep-alive\r\n\r\n".encode()
+                + data
+            )
+            await writer.drain()
+            if headers.get("connection", "").lower() == "close":
+                break
+    except (asyncio.IncompleteReadError, ConnectionError, ValueError):
+        pass
+    finally:
+        writer.close()
+
+
+async def serve(host: str, port: int, world: World) -> None:
+    server = await asyncio.start_server(lambda r, w: handle(world, r, w), host, port, backlog=1024)
+    print(
+        f"standin: DEVELOPMENT stand-in for Giveaway/Channel/Auth/Telegram on http://{host}:{port}",
+        flush=True,
+    )
+    async with server:
+        await server.serve_forever()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8090)
+    parser.add_argument("--service-secret", default="dev-service-secret-not-for-production")
+    parser.add_argument("--telegram-delay-ms", type=float, default=0.0)
+    arguments = parser.parse_args()
+    world = World(arguments.service_secret, arguments.telegram_delay_ms / 1000)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve(arguments.host, arguments.port, world))
+
+
+if __name__ == "__main__":
+    main()

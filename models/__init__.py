@@ -1,0 +1,16 @@
+"""Typed SQLAlchemy models of the tables this service owns (all prefixed to stay clear of the
+other services' tables in the shared database)."""
+
+from models.audit import AuditEvent
+from models.base import Base
+from models.captcha import CaptchaChallenge
+from models.participant import GiveawayState, Participant, ParticipantUser
+
+__all__ = [
+    "AuditEvent",
+    "Base",
+    "CaptchaChallenge",
+    "GiveawayState",
+    "Participant",
+    "ParticipantUser",
+]

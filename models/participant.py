@@ -1,0 +1,75 @@
+"""Entries: one row per (giveaway, user), the heart of the service."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, Boolean, Index, Integer, String, UniqueConstraint, text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from models.base import Base, BigIntPK, UTCDateTime
+
+
+class Participant(Base):
+    """A user's entry in a giveaway. The unique constraint is what makes "one entry" true."""
+
+    __tablename__ = "participant_entries"
+    __table_args__ = (
+        UniqueConstraint("giveaway_id", "user_id"),
+        # Dense per-giveaway numbering: page N of a list is a range of entry numbers.
+        UniqueConstraint("giveaway_id", "entry_number"),
+        Index("ix_participant_entries_user_history", "user_id", "participated_at", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    giveaway_id: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    user_id: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    entry_number: Mapped[int | None] = mapped_column(BigInteger)
+    username: Mapped[str | None] = mapped_column(String(256))
+    first_name: Mapped[str | None] = mapped_column(String(256))
+    last_name: Mapped[str | None] = mapped_column(String(256))
+    participated_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    subscription_verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    status: Mapped[str] = mapped_column(
+        String(16), nullable=False, default="active", server_default=text("'active'")
+    )
+    is_winner: Mapped[bool] = mapped_column(
+        Boolean, nullable=False, default=False, server_default=text("false")
+    )
+    winner_selected_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    winner_position: Mapped[int | None] = mapped_column(Integer)
+    delivered: Mapped[bool | None] = mapped_column(Boolean)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    delivery_attempts: Mapped[int] = mapped_column(
+        Integer, nullable=False, default=0, server_default=text("0")
+    )
+
+
+class ParticipantUser(Base):
+    """A Telegram user as this service knows them: the global captcha is passed once, here."""
+
+    __tablename__ = "participant_users"
+
+    user_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    captcha_completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+
+
+class GiveawayState(Base):
+    """What this service keeps per giveaway: the entry counter, closure and the draw commitment.
+
+    ``next_seed`` stays secret until the draw that uses it reveals it; ``next_commitment`` is its
+    SHA-256 and may be published at any time.
+    """
+
+    __tablename__ = "participant_giveaways"
+
+    giveaway_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    entry_count: Mapped[int] = mapped_column(
+        BigInteger, nullable=False, default=0, server_default=text("0")
+    )
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    next_seed: Mapped[str] = mapped_column(String(64), nullable=False)
+    next_commitment: Mapped[str] = mapped_column(String(64), nullable=False)
+    committed_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)

@@ -1,0 +1,1 @@
+"""HTTP only: one blueprint module per resource; handlers validate, call one service, return."""

@@ -1,0 +1,96 @@
+"""Types and shapes shared by every resource: ids, names, the error envelope."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+)
+
+from utils.timeutil import isoformat
+
+MAX_ID = 2**63 - 1
+
+
+def _reject_bool(value: object) -> object:
+    if isinstance(value, bool):
+        raise ValueError("must be an integer, not a boolean")
+    return value
+
+
+def _reject_nul(value: str | None) -> str | None:
+    if value is not None and "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
+TelegramId = Annotated[
+    int,
+    BeforeValidator(_reject_bool),
+    Field(ge=1, le=MAX_ID, description="A positive 64-bit integer id."),
+]
+# ISO 8601 with an explicit "+00:00" offset (contract §1), which every ISO parser reads.
+Timestamp = Annotated[datetime, PlainSerializer(isoformat, return_type=str, when_used="json")]
+Name = Annotated[str | None, Field(default=None, max_length=256), AfterValidator(_reject_nul)]
+
+
+class InputModel(BaseModel):
+    """Request bodies: unknown fields are ignored, strings are kept as sent."""
+
+    model_config = ConfigDict(extra="ignore")
+
+
+class ErrorOut(BaseModel):
+    """The contract's error envelope."""
+
+    success: Literal[False] = False
+    error: str = Field(description="A sentence a person can read.")
+    error_code: str = Field(description="UPPER_SNAKE code callers can branch on.")
+    details: dict[str, Any] | None = None
+    retry_after: int | None = Field(
+        default=None, description="Seconds to wait before retrying (429 and 503)."
+    )
+
+
+ERROR_SCHEMA = ErrorOut.model_json_schema()
+
+
+def error_responses(*statuses: int) -> dict[int, dict[str, Any]]:
+    """OpenAPI entries for the error statuses an operation can answer, all in the envelope."""
+    descriptions = {
+        400: "Invalid input (VALIDATION_ERROR, one entry per bad field in details).",
+        401: "Missing or invalid service token.",
+        403: "Refused (scope, or the user is not subscribed).",
+        404: "Unknown id.",
+        409: "Conflicts with the current state.",
+        410: "Expired.",
+        413: "The request body is too large.",
+        429: "Locked out or rate-limited; see retry_after.",
+        503: "A dependency is unavailable; retry later (see retry_after).",
+    }
+    return {
+        status: {
+            "description": descriptions[status],
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/HTTPError"}}},
+        }
+        for status in statuses
+    }
+
+
+def also_answers(status: int, schema_name: str, description: str) -> dict[int, dict[str, Any]]:
+    """An extra success status answered with the same documented body as the main one."""
+    return {
+        status: {
+            "description": description,
+            "content": {
+                "application/json": {"schema": {"$ref": f"#/components/schemas/{schema_name}"}}
+            },
+        }
+    }

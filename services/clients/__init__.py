@@ -1,0 +1,1 @@
+"""Clients for the sibling services and Telegram: explicit timeouts, one error for "unavailable"."""

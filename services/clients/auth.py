@@ -1,0 +1,68 @@
+"""Client for the Auth service: a giveaway account's bot token (``GET /api/v1/bots/token/{id}``).
+
+The token is a secret: it is cached in-process only (never in Redis), never logged and never
+returned; ``BotCredentials`` hides it from ``repr``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from config import current_settings
+from services.cache import secret_cache
+from services.clients.http import get_json
+from services.errors import AccountNotFound, UpstreamUnavailable
+
+PEER = "auth"
+log = logging.getLogger("telegive.auth_client")
+
+
+@dataclass(frozen=True)
+class BotCredentials:
+    """The bot of a giveaway account."""
+
+    bot_id: int | None
+    token: str = field(repr=False)
+
+
+def get_bot_credentials(account_id: int) -> BotCredentials:
+    """The account's bot token, from the in-process cache or the Auth service."""
+    settings = current_settings()
+    cache = secret_cache()
+    key = f"bot_token:{account_id}"
+    credentials = cache.get(key)
+    if credentials is None:
+        credentials = _fetch(account_id)
+        cache.set(key, credentials, settings.bot_token_cache_seconds)
+    return credentials
+
+
+def forget_bot_credentials(account_id: int) -> None:
+    """Drop a token Telegram refused, so the next call asks Auth again."""
+    secret_cache().delete(f"bot_token:{account_id}")
+
+
+def _fetch(account_id: int) -> BotCredentials:
+    settings = current_settings()
+    if not settings.auth_url:
+        raise UpstreamUnavailable(PEER, "not_configured")
+    answer = get_json(
+        peer=PEER,
+        url=f"{settings.auth_url}/api/v1/bots/token/{account_id}",
+        timeout=(settings.upstream_connect_timeout, settings.upstream_timeout),
+        headers={"X-Service-Token": settings.service_to_service_secret},
+    )
+    if answer.status == 404:
+        raise AccountNotFound(details={"account_id": account_id})
+    if answer.status in (401, 403):
+        log.error(
+            "the auth service refused our SERVICE_TO_SERVICE_SECRET",
+            extra={"status": answer.status},
+        )
+        raise UpstreamUnavailable(PEER, "unauthorized")
+    token = answer.body.get("bot_token")
+    if answer.status != 200 or not isinstance(token, str) or not token:
+        raise UpstreamUnavailable(PEER, f"unexpected_answer_{answer.status}")
+    bot_id = answer.body.get("bot_id")
+    return BotCredentials(bot_id=int(bot_id) if isinstance(bot_id, int) else None, token=token)

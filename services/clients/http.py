@@ -1,0 +1,111 @@
+"""The one way this service makes an outgoing HTTP call.
+
+Every call has an explicit (connect, read) timeout, sends ``X-Service-Name`` and the request id,
+and turns every transport failure, 5xx and unreadable body into ``UpstreamUnavailable``. Callers
+interpret the remaining statuses themselves. Outgoing calls must never be made while a database
+transaction is open: services call these between their transactions.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from services.errors import UpstreamUnavailable
+from utils.request_context import current_request_id
+
+SERVICE_NAME = "telegive-participant"
+log = logging.getLogger("telegive.outgoing")
+
+_sessions: dict[int, requests.Session] = {}
+_sessions_lock = threading.Lock()
+
+
+def _session() -> requests.Session:
+    """One pooled session per process (workers fork after import, so key it by pid)."""
+    pid = os.getpid()
+    session = _sessions.get(pid)
+    if session is None:
+        with _sessions_lock:
+            session = _sessions.get(pid)
+            if session is None:
+                session = requests.Session()
+                adapter = HTTPAdapter(pool_connections=8, pool_maxsize=128, max_retries=0)
+                session.mount("http://", adapter)
+                session.mount("https://", adapter)
+                _sessions.clear()
+                _sessions[pid] = session
+    return session
+
+
+@dataclass(frozen=True)
+class PeerResponse:
+    """A peer's answer that was readable: its status and JSON object body."""
+
+    status: int
+    body: dict[str, Any]
+
+
+def get_json(
+    *,
+    peer: str,
+    url: str,
+    timeout: tuple[float, float],
+    params: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+    log_path: str | None = None,
+    accept_5xx_body: bool = False,
+) -> PeerResponse:
+    """GET a JSON object from a peer; raise UpstreamUnavailable when no usable answer comes back.
+
+    ``log_path`` replaces the URL in log lines (the Telegram URL carries the bot token).
+    """
+    sent_headers = {"X-Service-Name": SERVICE_NAME, "Accept": "application/json"}
+    request_id = current_request_id()
+    if request_id:
+        sent_headers["X-Request-ID"] = request_id
+    if headers:
+        sent_headers.update(headers)
+    shown = log_path or url
+    started = time.perf_counter()
+    outcome = "error"
+    try:
+        try:
+            response = _session().get(url, params=params, headers=sent_headers, timeout=timeout)
+        except requests.Timeout:
+            outcome = "timeout"
+            raise UpstreamUnavailable(peer, "timeout") from None
+        except requests.RequestException:
+            outcome = "connection_error"
+            raise UpstreamUnavailable(peer, "connection_error") from None
+        if response.status_code >= 500 and not accept_5xx_body:
+            outcome = f"http_{response.status_code}"
+            raise UpstreamUnavailable(peer, f"http_{response.status_code}")
+        try:
+            body = response.json()
+        except ValueError:
+            outcome = "malformed_body"
+            raise UpstreamUnavailable(peer, "malformed_body") from None
+        if not isinstance(body, dict):
+            outcome = "malformed_body"
+            raise UpstreamUnavailable(peer, "malformed_body")
+        outcome = f"http_{response.status_code}"
+        return PeerResponse(status=response.status_code, body=body)
+    finally:
+        elapsed = time.perf_counter() - started
+        log.info(
+            "outgoing call",
+            extra={
+                "peer": peer,
+                "path": shown,
+                "outcome": outcome,
+                "duration_ms": round(elapsed * 1000, 1),
+            },
+        )

@@ -1,0 +1,89 @@
+"""Client for the Telegram Bot API: ``getChatMember`` only.
+
+The request URL carries the bot token, so it never reaches a log line: the path is logged as
+``/bot***/getChatMember``. Every answer that does not say clearly whether the user is a member
+(429, 5xx, timeout, an unknown chat, a bot that is not an admin, an unreadable body) raises
+``UpstreamUnavailable``; it is never read as "subscribed".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from config import current_settings
+from services.clients.http import get_json
+from services.errors import UpstreamUnavailable
+
+PEER = "telegram"
+MEMBER_STATUSES = frozenset({"creator", "administrator", "member"})
+NON_MEMBER_STATUSES = frozenset({"left", "kicked"})
+# Telegram's descriptions of "this user is not in that chat" (a definite no, not an outage).
+_USER_UNKNOWN = ("user not found", "participant_id_invalid", "user_id_invalid")
+_REASONS = (
+    ("chat not found", "chat_not_found"),
+    ("member list is inaccessible", "bot_not_admin"),
+    ("bot is not a member", "bot_not_member"),
+    ("bot was kicked", "bot_kicked"),
+    ("not enough rights", "bot_not_admin"),
+)
+
+
+@dataclass(frozen=True)
+class ChatMembership:
+    """What Telegram says about a user in a chat."""
+
+    status: str
+    is_member: bool
+
+
+class InvalidBotToken(UpstreamUnavailable):
+    """Telegram refused the bot token (401): the cached token must be dropped."""
+
+
+def get_chat_member(*, token: str, chat_id: int, user_id: int) -> ChatMembership:
+    """Ask Telegram whether ``user_id`` is a member of ``chat_id``."""
+    settings = current_settings()
+    answer = get_json(
+        peer=PEER,
+        url=f"{settings.telegram_api_base}/bot{token}/getChatMember",
+        params={"chat_id": chat_id, "user_id": user_id},
+        timeout=(settings.upstream_connect_timeout, settings.telegram_timeout),
+        log_path="/bot***/getChatMember",
+    )
+    body = answer.body
+    if body.get("ok") is True:
+        return _membership(body.get("result"))
+    description = str(body.get("description") or "").lower()
+    error_code = body.get("error_code", answer.status)
+    if error_code == 429 or answer.status == 429:
+        raise UpstreamUnavailable(PEER, "rate_limited", retry_after=_retry_after(body))
+    if error_code == 401 or answer.status == 401:
+        raise InvalidBotToken(PEER, "invalid_bot_token")
+    if any(marker in description for marker in _USER_UNKNOWN):
+        return ChatMembership(status="left", is_member=False)
+    for marker, reason in _REASONS:
+        if marker in description:
+            raise UpstreamUnavailable(PEER, reason)
+    raise UpstreamUnavailable(PEER, f"telegram_error_{error_code}")
+
+
+def _membership(result: object) -> ChatMembership:
+    if not isinstance(result, dict) or not isinstance(result.get("status"), str):
+        raise UpstreamUnavailable(PEER, "malformed_body")
+    status = result["status"]
+    if status in MEMBER_STATUSES:
+        return ChatMembership(status=status, is_member=True)
+    if status in NON_MEMBER_STATUSES:
+        return ChatMembership(status=status, is_member=False)
+    if status == "restricted":
+        return ChatMembership(status=status, is_member=result.get("is_member") is True)
+    raise UpstreamUnavailable(PEER, "unknown_member_status")
+
+
+def _retry_after(body: dict) -> int | None:
+    parameters = body.get("parameters")
+    if isinstance(parameters, dict):
+        value = parameters.get("retry_after")
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return min(value, 3600)
+    return None

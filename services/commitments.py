@@ -1,0 +1,60 @@
+"""The per-giveaway state row: created with the first entry (or earlier, on request), it carries
+the entry counter, the closure of entries and the published commitment to the next draw's seed."""
+
+from __future__ import annotations
+
+from flask import current_app
+from sqlalchemy import select
+
+from models import GiveawayState
+from services.audit import EventType, record_event
+from services.sql import upsert_insert
+from services.transaction import read_only, write_transaction
+from utils.draw import commitment_of, new_seed
+from utils.timeutil import utcnow
+
+
+def _known_giveaways() -> set[int]:
+    """Giveaways whose state row this process has seen, so the hot path skips the upsert."""
+    return current_app.extensions.setdefault("telegive.known_giveaways", set())
+
+
+def ensure_giveaway_state(giveaway_id: int, *, force: bool = False) -> None:
+    """Create the giveaway's state row and seed commitment if they do not exist yet."""
+    known = _known_giveaways()
+    if giveaway_id in known and not force:
+        return
+    now = utcnow()
+    seed = new_seed()
+    with write_transaction() as session:
+        statement = (
+            upsert_insert(session, GiveawayState)
+            .values(
+                giveaway_id=giveaway_id,
+                entry_count=0,
+                next_seed=seed,
+                next_commitment=commitment_of(seed),
+                committed_at=now,
+                created_at=now,
+            )
+            .on_conflict_do_nothing(index_elements=["giveaway_id"])
+            .returning(GiveawayState.next_commitment)
+        )
+        created = session.execute(statement).scalar_one_or_none()
+        if created is not None:
+            record_event(
+                session,
+                EventType.COMMITMENT,
+                giveaway_id=giveaway_id,
+                facts={"commitment": created, "sequence": 1},
+                occurred_at=now,
+            )
+    known.add(giveaway_id)
+
+
+def load_giveaway_state(giveaway_id: int) -> GiveawayState | None:
+    """The giveaway's state row, or None before its first entry or commitment."""
+    with read_only() as session:
+        return session.scalars(
+            select(GiveawayState).where(GiveawayState.giveaway_id == giveaway_id)
+        ).one_or_none()

@@ -1,0 +1,152 @@
+"""The sibling and Telegram clients: caching, secrets, and what goes over the wire."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import requests
+
+from services.clients import giveaway, telegram
+from services.errors import GiveawayMisconfigured, SubscriptionCheckUnavailable, UpstreamUnavailable
+from services.subscription import check_subscription
+from tests.conftest import AUTH_URL, BOT, BOT_TOKEN, CHANNEL_URL, GIVEAWAY_URL, TELEGRAM_URL
+
+
+@pytest.mark.parametrize("use_redis", [False, True], ids=["in-process", "redis"])
+def test_giveaway_and_channel_answers_are_cached_briefly(make_app, peers, use_redis):
+    app = make_app(redis=use_redis)
+    peers.standard()
+    with app.app_context():
+        for user in range(5):
+            check_subscription(account_id=42, user_id=100 + user)
+            giveaway.get_giveaway(1)
+    assert peers.calls_to(GIVEAWAY_URL) == 1
+    assert peers.calls_to(CHANNEL_URL) == 1
+    assert peers.calls_to(AUTH_URL) == 1
+    assert peers.calls_to(TELEGRAM_URL) == 5  # membership is never cached
+
+
+def test_bot_tokens_never_go_to_redis(make_app, peers):
+    app = make_app(redis=True)
+    peers.standard()
+    with app.app_context():
+        check_subscription(account_id=42, user_id=100)
+        client = app.extensions["telegive.redis"]
+        stored = {key: client.get(key) for key in client.keys("*")}
+    assert stored  # the giveaway/channel cache is there
+    assert all(BOT_TOKEN not in (value or "") for value in stored.values())
+
+
+def test_a_refused_bot_token_is_dropped_and_fetched_again(app, peers):
+    peers.standard()
+    peers.telegram_answer = lambda _u: (
+        401,
+        {"ok": False, "error_code": 401, "description": "Unauthorized"},
+    )
+    with app.app_context():
+        for _ in range(2):
+            with pytest.raises(SubscriptionCheckUnavailable):
+                check_subscription(account_id=42, user_id=1)
+    assert peers.calls_to(AUTH_URL) == 2
+
+
+def test_the_auth_service_gets_our_service_secret(app, peers):
+    peers.standard()
+    with app.app_context():
+        check_subscription(account_id=42, user_id=1)
+    [auth_call] = [c for c in peers.mock.calls if c.request.url.startswith(AUTH_URL)]
+    assert auth_call.request.headers["X-Service-Token"] == "s2s-secret-for-tests-0123456789"
+
+
+def test_calls_have_explicit_timeouts(app, peers, monkeypatch):
+    seen = []
+    original = requests.Session.get
+
+    def spy(self, url, **kwargs):
+        seen.append(kwargs.get("timeout"))
+        return original(self, url, **kwargs)
+
+    monkeypatch.setattr(requests.Session, "get", spy)
+    peers.standard()
+    with app.app_context():
+        check_subscription(account_id=42, user_id=1)
+        giveaway.get_giveaway(1)
+    assert seen and all(isinstance(t, tuple) and all(0 < part <= 5 for part in t) for t in seen)
+
+
+@pytest.mark.parametrize(
+    ("status", "body"),
+    [
+        (200, "not json"),
+        (200, json.dumps([1, 2])),
+        (200, json.dumps({"success": True})),
+        (200, json.dumps({"giveaway": {"id": 1}})),
+    ],
+)
+def test_garbage_from_the_giveaway_service_is_unavailable(app, peers, status, body):
+    peers.mock.get(f"{GIVEAWAY_URL}/api/giveaways/1", status=status, body=body)
+    with app.app_context(), pytest.raises(UpstreamUnavailable):
+        giveaway.get_giveaway(1)
+
+
+def test_an_invalid_giveaway_account_is_a_clear_conflict(app, peers):
+    peers.mock.get(f"{GIVEAWAY_URL}/api/giveaways/1", status=400, json={"success": False})
+    with app.app_context(), pytest.raises(GiveawayMisconfigured):
+        giveaway.get_giveaway(1)
+
+
+@pytest.mark.parametrize(
+    ("result", "member"),
+    [
+        ({"status": "creator"}, True),
+        ({"status": "administrator"}, True),
+        ({"status": "member"}, True),
+        ({"status": "restricted", "is_member": True}, True),
+        ({"status": "restricted", "is_member": False}, False),
+        ({"status": "restricted"}, False),
+        ({"status": "left"}, False),
+        ({"status": "kicked"}, False),
+    ],
+)
+def test_membership_statuses(app, peers, result, member):
+    peers.mock.get(
+        f"{TELEGRAM_URL}/bot{BOT_TOKEN}/getChatMember", json={"ok": True, "result": result}
+    )
+    with app.app_context():
+        assert (
+            telegram.get_chat_member(token=BOT_TOKEN, chat_id=-100, user_id=1).is_member is member
+        )
+
+
+def test_telegram_retry_after_is_respected(app, peers):
+    peers.mock.get(
+        f"{TELEGRAM_URL}/bot{BOT_TOKEN}/getChatMember",
+        status=429,
+        json={
+            "ok": False,
+            "error_code": 429,
+            "description": "Too Many Requests",
+            "parameters": {"retry_after": 31},
+        },
+    )
+    with app.app_context(), pytest.raises(UpstreamUnavailable) as error:
+        telegram.get_chat_member(token=BOT_TOKEN, chat_id=-100, user_id=1)
+    assert error.value.retry_after == 31
+
+
+def test_no_log_line_ever_holds_a_bot_token(capsys, make_app, peers):
+    client = make_app(LOG_LEVEL="DEBUG").test_client()
+    peers.standard()
+    client.post("/api/participants/register", json={"giveaway_id": 1, "user_id": 5}, headers=BOT)
+    client.post(
+        "/api/participants/verify-subscription", json={"user_id": 5, "account_id": 42}, headers=BOT
+    )
+    peers.telegram_answer = lambda _u: (502, {"ok": False})
+    client.post(
+        "/api/participants/verify-subscription", json={"user_id": 6, "account_id": 42}, headers=BOT
+    )
+    output = capsys.readouterr().out
+    assert "getChatMember" in output  # the calls were logged...
+    assert BOT_TOKEN not in output  # ...without the token
+    assert BOT_TOKEN.split(":")[1] not in output

@@ -1,0 +1,85 @@
+"""Settings: defaults, parsing, and refusing to start without what production needs."""
+
+from __future__ import annotations
+
+import pytest
+
+from config import ConfigError, Settings, normalize_database_url, redact_url
+
+PRODUCTION = {
+    "APP_ENV": "production",
+    "DATABASE_URL": "postgres://user:pw@db:5432/telegive",
+    "TELEGIVE_GIVEAWAY_URL": "http://giveaway",
+    "TELEGIVE_CHANNEL_URL": "http://channel",
+    "TELEGIVE_AUTH_URL": "http://auth",
+    "SERVICE_TO_SERVICE_SECRET": "secret",
+    "SERVICE_TOKENS": "bot=0123456789abcdef0123",
+}
+
+
+def test_defaults_are_the_documented_ones():
+    settings = Settings.from_env({"APP_ENV": "development", "REQUIRE_SERVICE_AUTH": "false"})
+    assert settings.port == 8004
+    assert settings.database_url.startswith("sqlite:///") and settings.database_is_default
+    assert settings.redis_url is None
+    assert settings.telegram_api_base == "https://api.telegram.org"
+    assert (settings.captcha_timeout_minutes, settings.captcha_max_attempts) == (10, 3)
+    assert settings.log_level == "INFO"
+
+
+def test_production_starts_with_everything_set():
+    settings = Settings.from_env(PRODUCTION)
+    assert settings.database_url == "postgresql+psycopg2://user:pw@db:5432/telegive"
+    assert settings.service_tokens == {"bot": "0123456789abcdef0123"}
+
+
+@pytest.mark.parametrize(
+    "missing",
+    [
+        "DATABASE_URL",
+        "TELEGIVE_GIVEAWAY_URL",
+        "TELEGIVE_CHANNEL_URL",
+        "TELEGIVE_AUTH_URL",
+        "SERVICE_TO_SERVICE_SECRET",
+    ],
+)
+def test_production_refuses_to_start_without_a_required_setting_and_names_it(missing):
+    env = {key: value for key, value in PRODUCTION.items() if key != missing}
+    with pytest.raises(ConfigError, match=missing):
+        Settings.from_env(env)
+
+
+def test_auth_on_without_tokens_is_refused():
+    env = {key: value for key, value in PRODUCTION.items() if key != "SERVICE_TOKENS"}
+    with pytest.raises(ConfigError, match="SERVICE_TOKENS"):
+        Settings.from_env(env)
+    assert not Settings.from_env({**env, "REQUIRE_SERVICE_AUTH": "false"}).require_service_auth
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("PORT", "eighty"),
+        ("PORT", "70000"),
+        ("CAPTCHA_MAX_ATTEMPTS", "0"),
+        ("REQUIRE_SERVICE_AUTH", "maybe"),
+        ("LOG_LEVEL", "LOUD"),
+        ("TELEGIVE_GIVEAWAY_URL", "giveaway:8000"),
+        ("SERVICE_TOKENS", "robot=0123456789abcdef0123"),
+        ("SERVICE_TOKENS", "bot=short"),
+        ("SERVICE_TOKENS", "bot"),
+        ("UPSTREAM_TIMEOUT_SECONDS", "0"),
+    ],
+)
+def test_malformed_values_are_refused_naming_the_variable(name, value):
+    with pytest.raises(ConfigError, match=name):
+        Settings.from_env({**PRODUCTION, name: value})
+
+
+def test_urls_are_normalised_and_passwords_never_shown():
+    assert normalize_database_url("postgres://a:b@h/d") == "postgresql+psycopg2://a:b@h/d"
+    assert normalize_database_url("sqlite:///x.db") == "sqlite:///x.db"
+    assert redact_url("postgresql://user:hunter2@db/x") == "postgresql://user:***@db/x"
+    assert "hunter2" not in repr(
+        Settings.from_env({**PRODUCTION, "SERVICE_TO_SERVICE_SECRET": "hunter2"})
+    )

@@ -1,0 +1,59 @@
+"""The schema is owned by the Alembic migrations, in a database shared with other services."""
+
+from __future__ import annotations
+
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from flask_migrate import downgrade, upgrade
+from sqlalchemy import create_engine, inspect, text
+
+from app import MIGRATIONS_DIR, create_app
+from extensions import VERSION_TABLE, db
+from models import Base
+from tests.conftest import test_env
+
+
+def test_the_migrated_schema_matches_the_models(app):
+    with app.app_context(), db.engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE})
+        ours = [diff for diff in compare_metadata(context, Base.metadata) if _is_ours(diff)]
+    assert ours == []
+
+
+def _is_ours(diff) -> bool:
+    target = diff[1] if isinstance(diff, tuple) and len(diff) > 1 else None
+    name = getattr(target, "name", "") or ""
+    table = getattr(getattr(target, "table", None), "name", "") or name
+    return table.startswith("participant")
+
+
+def test_our_version_table_is_our_own(app):
+    with app.app_context():
+        tables = set(inspect(db.engine).get_table_names())
+    assert VERSION_TABLE in tables
+    assert "alembic_version" not in tables
+    assert all(name.startswith("participant_") for name in tables)
+
+
+def test_upgrade_and_downgrade_leave_other_services_tables_alone(tmp_path):
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        connection.execute(text("CREATE TABLE giveaways (id INTEGER PRIMARY KEY)"))
+        connection.execute(text("CREATE TABLE alembic_version (version_num VARCHAR(32))"))
+        connection.execute(text("INSERT INTO alembic_version VALUES ('theirs')"))
+    app = create_app(test_env(url))
+    with app.app_context():
+        upgrade(directory=str(MIGRATIONS_DIR))
+        assert "participant_entries" in inspect(db.engine).get_table_names()
+        downgrade(directory=str(MIGRATIONS_DIR), revision="base")
+        remaining = set(inspect(db.engine).get_table_names())
+        upgrade(directory=str(MIGRATIONS_DIR))
+        db.engine.dispose()
+    assert {"giveaways", "alembic_version"} <= remaining
+    assert not any(name.startswith("participant_entries") for name in remaining)
+    with engine.connect() as connection:
+        assert (
+            connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == "theirs"
+        )
+    engine.dispose()

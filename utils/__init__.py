@@ -1,0 +1,1 @@
+"""Small pure helpers with no Flask or database imports: each can be tested in isolation."""
