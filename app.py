@@ -17,7 +17,7 @@ from sqlalchemy import event
 import commands
 from config import BASE_DIR, ConfigError, Settings
 from extensions import VERSION_TABLE, db, migrate, redis_connection
-from routes import health, registration
+from routes import draws, health, registration
 from routes.converters import TelegramIdConverter, document_id_parameters, reject_invalid_ids
 from routes.errors import register_error_handlers
 from routes.security import SECURITY_SCHEMES
@@ -147,6 +147,7 @@ def register_blueprints(app: APIFlask) -> None:
     """One blueprint per resource."""
     app.register_blueprint(health.bp)
     app.register_blueprint(registration.bp)
+    app.register_blueprint(draws.bp)
 
 
 def register_request_hooks(app: APIFlask) -> None:

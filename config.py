@@ -105,8 +105,10 @@ class Settings:
                 "LOG_LEVEL", ("DEBUG", "INFO", "WARNING", "ERROR"), "INFO", upper=True
             ),
             captcha_timeout_minutes=reader.integer("CAPTCHA_TIMEOUT_MINUTES", 10, minimum=1),
-            captcha_max_attempts=reader.integer("CAPTCHA_MAX_ATTEMPTS", 3, minimum=1),
-            captcha_max_questions=reader.integer("CAPTCHA_MAX_QUESTIONS", 3, minimum=1),
+            captcha_max_attempts=reader.integer("CAPTCHA_MAX_ATTEMPTS", 3, minimum=1, maximum=100),
+            captcha_max_questions=reader.integer(
+                "CAPTCHA_MAX_QUESTIONS", 3, minimum=1, maximum=100
+            ),
             captcha_lockout_minutes=reader.integer("CAPTCHA_LOCKOUT_MINUTES", 60, minimum=1),
             upstream_connect_timeout=reader.number("UPSTREAM_CONNECT_TIMEOUT_SECONDS", 1.0),
             upstream_timeout=reader.number("UPSTREAM_TIMEOUT_SECONDS", 2.0),
@@ -131,6 +133,14 @@ class Settings:
             )
         if not self.is_production:
             return
+        placeholders = [
+            caller for caller, token in self.service_tokens.items() if "change-me" in token
+        ]
+        if placeholders or "change-me" in self.service_to_service_secret:
+            raise ConfigError(
+                "SERVICE_TOKENS or SERVICE_TO_SERVICE_SECRET still holds a .env.example placeholder "
+                "(change-me...): set real secrets."
+            )
         if self.database_is_default:
             raise ConfigError(
                 "DATABASE_URL is not set: production needs PostgreSQL (postgresql://...)."

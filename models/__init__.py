@@ -4,12 +4,14 @@ other services' tables in the shared database)."""
 from models.audit import AuditEvent
 from models.base import Base
 from models.captcha import CaptchaChallenge
+from models.draw import DrawRecord
 from models.participant import GiveawayState, Participant, ParticipantUser
 
 __all__ = [
     "AuditEvent",
     "Base",
     "CaptchaChallenge",
+    "DrawRecord",
     "GiveawayState",
     "Participant",
     "ParticipantUser",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Index, Integer, String
+from sqlalchemy import BigInteger, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base, UTCDateTime
@@ -25,7 +25,7 @@ class CaptchaChallenge(Base):
     session_id: Mapped[str | None] = mapped_column(String(64))
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     attempts_used: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
-    wrong_answers: Mapped[str] = mapped_column(String(128), nullable=False, default="")
+    wrong_answers: Mapped[str] = mapped_column(Text, nullable=False, default="")
     pending_giveaway_id: Mapped[int | None] = mapped_column(BigInteger)
     pending_username: Mapped[str | None] = mapped_column(String(256))
     pending_first_name: Mapped[str | None] = mapped_column(String(256))

@@ -19,6 +19,13 @@ class Participant(Base):
         # Dense per-giveaway numbering: page N of a list is a range of entry numbers.
         UniqueConstraint("giveaway_id", "entry_number"),
         Index("ix_participant_entries_user_history", "user_id", "participated_at", "id"),
+        Index(
+            "ix_participant_entries_winners",
+            "giveaway_id",
+            "winner_position",
+            postgresql_where=text("is_winner"),
+            sqlite_where=text("is_winner"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
@@ -53,6 +60,11 @@ class ParticipantUser(Base):
     user_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     captcha_completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    # The names sent with the registration that passed the captcha, so a retried answer (which
+    # carries no names) still enters the user under their name.
+    username: Mapped[str | None] = mapped_column(String(256))
+    first_name: Mapped[str | None] = mapped_column(String(256))
+    last_name: Mapped[str | None] = mapped_column(String(256))
 
 
 class GiveawayState(Base):
@@ -65,6 +77,9 @@ class GiveawayState(Base):
     __tablename__ = "participant_giveaways"
 
     giveaway_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    # The giveaway's account, learnt from its first entry, so a draw need not ask the Giveaway
+    # service (which is waiting on the draw: asking it back could deadlock the two services).
+    account_id: Mapped[int | None] = mapped_column(BigInteger)
     entry_count: Mapped[int] = mapped_column(
         BigInteger, nullable=False, default=0, server_default=text("0")
     )

@@ -113,6 +113,13 @@ def register_error_handlers(app: APIFlask) -> None:
             return handle_unexpected(error)
         return _status_response(status, code, message, headers)
 
+    @app.errorhandler(sa_exc.DataError)
+    def handle_data_error(error: sa_exc.DataError) -> Response:
+        log.warning("data error", extra={"error": type(error.orig).__name__})
+        return error_response(
+            ValidationFailed("A value is out of the range the service can store.")
+        )
+
     @app.errorhandler(sa_exc.IntegrityError)
     def handle_integrity_error(error: sa_exc.IntegrityError) -> Response:
         log.warning("integrity error", extra={"error": type(error.orig).__name__})

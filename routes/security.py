@@ -2,8 +2,10 @@
 
 A token arrives as ``X-Service-Token`` or ``Authorization: Bearer``; it is compared in constant
 time with every configured token. With ``REQUIRE_SERVICE_AUTH=false`` a request without a token is
-let through (the deployed siblings send none yet) and named by its ``X-Service-Name``; a token
-that is sent must still be valid, and a valid token still only grants its caller's scopes.
+let through (the deployed siblings send none yet) and named by its ``X-Service-Name``. A valid
+token still only grants its caller's scopes, and a wrong ``X-Service-Token`` (our own header) is
+always refused. A bearer token we do not know is refused only while enforcement is on: during the
+roll-out the Dashboard's bearer may still be its users' session token, not one of ours.
 """
 
 from __future__ import annotations
@@ -40,30 +42,38 @@ class Caller:
     authenticated: bool
 
 
-def _presented_token() -> str | None:
+def _presented_token() -> tuple[str, str] | None:
+    """The token sent and the header it came in ("service" or "bearer")."""
     token = request.headers.get("X-Service-Token")
     if token:
-        return token.strip()
+        return token.strip(), "service"
     authorization = request.headers.get("Authorization", "")
     scheme, _, credentials = authorization.partition(" ")
     if scheme.lower() == "bearer" and credentials.strip():
-        return credentials.strip()
+        return credentials.strip(), "bearer"
     return None
+
+
+def _match(token: str) -> str | None:
+    presented = token.encode()
+    matched = None
+    # Compare with every token, always, so timing reveals neither match nor position.
+    for caller, expected in current_settings().service_tokens.items():
+        if hmac.compare_digest(presented, expected.encode()):
+            matched = caller
+    return matched
 
 
 def identify_caller() -> Caller:
     """The caller of the current request; raises InvalidToken for a token nobody holds."""
-    token = _presented_token()
-    if token is not None:
-        presented = token.encode()
-        matched = None
-        # Compare with every token, always, so timing reveals neither match nor position.
-        for caller, expected in current_settings().service_tokens.items():
-            if hmac.compare_digest(presented, expected.encode()):
-                matched = caller
-        if matched is None:
+    sent = _presented_token()
+    if sent is not None:
+        token, header = sent
+        matched = _match(token)
+        if matched is not None:
+            return Caller(name=matched, scopes=SCOPES_BY_CALLER[matched], authenticated=True)
+        if header == "service" or current_settings().require_service_auth:
             raise InvalidToken()
-        return Caller(name=matched, scopes=SCOPES_BY_CALLER[matched], authenticated=True)
     service_name = request.headers.get("X-Service-Name", "")
     name = SERVICE_NAMES.get(service_name) or (_SAFE_NAME.sub("", service_name)[:64] or None)
     return Caller(name=name, scopes=frozenset(), authenticated=False)

@@ -99,13 +99,25 @@ def _record(
 ) -> None:
     """Write what accompanies a transition: the user's completed captcha and the audit events."""
     if decision.outcome is Outcome.PASSED:
+        pending = decision.state.pending
         statement = upsert_insert(session, ParticipantUser).values(
-            user_id=user_id, captcha_completed_at=now, created_at=now
+            user_id=user_id,
+            captcha_completed_at=now,
+            created_at=now,
+            username=pending.username if pending else None,
+            first_name=pending.first_name if pending else None,
+            last_name=pending.last_name if pending else None,
         )
+        excluded = statement.excluded
         session.execute(
             statement.on_conflict_do_update(
                 index_elements=["user_id"],
-                set_={"captcha_completed_at": statement.excluded.captcha_completed_at},
+                set_={
+                    "captcha_completed_at": excluded.captcha_completed_at,
+                    "username": excluded.username,
+                    "first_name": excluded.first_name,
+                    "last_name": excluded.last_name,
+                },
                 where=ParticipantUser.captcha_completed_at.is_(None),
             )
         )

@@ -6,14 +6,15 @@ SQLite serialises writers), the Redis store uses an optimistic WATCH/MULTI trans
 
 ``persist`` writes what accompanies a transition in the database (the audit events and, on a
 right answer, the user's completed captcha). The database store runs it in the same transaction
-as the state change. The Redis store runs it right after; a right answer stays recorded in Redis
-until ``persist`` has committed, so a retry after a database failure completes it.
+as the state change. The Redis store runs it right after: a passed state stays in Redis (as in the
+database) for an hour, so a retry after a database failure completes it; audit events of a
+transition whose database write failed are written to the error log instead.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
+import logging
 from collections.abc import Callable
 from dataclasses import asdict, replace
 from datetime import datetime
@@ -28,9 +29,10 @@ from models import CaptchaChallenge
 from services.cache import KEY_PREFIX
 from services.errors import RedisUnavailable
 from services.transaction import read_only, write_transaction
-from utils.captcha import CaptchaPolicy, CaptchaState, Decision, Outcome, PendingRegistration
+from utils.captcha import CaptchaPolicy, CaptchaState, Decision, PendingRegistration
 from utils.timeutil import utcnow
 
+log = logging.getLogger("telegive.captcha")
 Step = Callable[[CaptchaState], Decision]
 Persist = Callable[[Session, Decision], None]
 
@@ -73,7 +75,7 @@ class DatabaseCaptchaStore:
         self, session: Session, user_id: int, row: CaptchaChallenge | None, decision: Decision
     ) -> None:
         state = decision.state
-        if decision.outcome is Outcome.PASSED or state.is_empty:
+        if state.is_empty:
             if row is not None:
                 session.delete(row)
             return
@@ -175,12 +177,21 @@ class RedisCaptchaStore:
             decision = self._apply(key, user_id, step)
         except redis.RedisError:
             raise RedisUnavailable() from None
-        with write_transaction() as session:
-            persist(session, decision)
-        if decision.outcome is Outcome.PASSED:
-            # If this fails, the passed state expires by itself: the database already says done.
-            with contextlib.suppress(redis.RedisError):
-                self._forget(key, user_id, decision.state)
+        try:
+            with write_transaction() as session:
+                persist(session, decision)
+        except Exception:
+            # Redis and the database are two commits: the state change stands, its audit events
+            # did not make it. Keep them in the log rather than lose them silently.
+            log.error(
+                "captcha audit events not recorded",
+                extra={
+                    "user_id": user_id,
+                    "outcome": str(decision.outcome),
+                    "events": list(decision.events),
+                },
+            )
+            raise
         return decision
 
     def _apply(self, key: str, user_id: int, step: Step) -> Decision:
@@ -220,13 +231,6 @@ class RedisCaptchaStore:
             pending_key = self._pending_key(after.pending.giveaway_id)
             pipe.zadd(pending_key, {str(user_id): after.expires_at.timestamp()})
             pipe.expire(pending_key, int(self.policy.timeout.total_seconds()) + 60)
-
-    def _forget(self, key: str, user_id: int, state: CaptchaState) -> None:
-        pipe = self.client.pipeline(transaction=True)
-        pipe.delete(key)
-        if state.pending:
-            pipe.zrem(self._pending_key(state.pending.giveaway_id), user_id)
-        pipe.execute()
 
     def load(self, user_id: int) -> CaptchaState:
         try:

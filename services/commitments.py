@@ -4,12 +4,12 @@ the entry counter, the closure of entries and the published commitment to the ne
 from __future__ import annotations
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from models import GiveawayState
 from services.audit import EventType, record_event
 from services.sql import upsert_insert
-from services.transaction import read_only, write_transaction
+from services.transaction import write_transaction
 from utils.draw import commitment_of, new_seed
 from utils.timeutil import utcnow
 
@@ -19,7 +19,9 @@ def _known_giveaways() -> set[int]:
     return current_app.extensions.setdefault("telegive.known_giveaways", set())
 
 
-def ensure_giveaway_state(giveaway_id: int, *, force: bool = False) -> None:
+def ensure_giveaway_state(
+    giveaway_id: int, *, account_id: int | None = None, force: bool = False
+) -> None:
     """Create the giveaway's state row and seed commitment if they do not exist yet."""
     known = _known_giveaways()
     if giveaway_id in known and not force:
@@ -31,6 +33,7 @@ def ensure_giveaway_state(giveaway_id: int, *, force: bool = False) -> None:
             upsert_insert(session, GiveawayState)
             .values(
                 giveaway_id=giveaway_id,
+                account_id=account_id,
                 entry_count=0,
                 next_seed=seed,
                 next_commitment=commitment_of(seed),
@@ -41,6 +44,12 @@ def ensure_giveaway_state(giveaway_id: int, *, force: bool = False) -> None:
             .returning(GiveawayState.next_commitment)
         )
         created = session.execute(statement).scalar_one_or_none()
+        if created is None and account_id is not None:
+            session.execute(
+                update(GiveawayState)
+                .where(GiveawayState.giveaway_id == giveaway_id, GiveawayState.account_id.is_(None))
+                .values(account_id=account_id)
+            )
         if created is not None:
             record_event(
                 session,
@@ -50,11 +59,3 @@ def ensure_giveaway_state(giveaway_id: int, *, force: bool = False) -> None:
                 occurred_at=now,
             )
     known.add(giveaway_id)
-
-
-def load_giveaway_state(giveaway_id: int) -> GiveawayState | None:
-    """The giveaway's state row, or None before its first entry or commitment."""
-    with read_only() as session:
-        return session.scalars(
-            select(GiveawayState).where(GiveawayState.giveaway_id == giveaway_id)
-        ).one_or_none()

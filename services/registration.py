@@ -55,6 +55,7 @@ class CaptchaAnswerResult:
 class _Standing:
     entry: Entry | None
     captcha_completed: bool
+    profile: PendingRegistration | None = None  # the names kept when the captcha was passed
 
 
 def register_participant(
@@ -74,9 +75,9 @@ def register_participant(
         giveaway_id=giveaway_id, username=username, first_name=first_name, last_name=last_name
     )
     if not standing.captcha_completed:
-        return RegistrationResult(
-            challenge=captcha.request_challenge(user_id=user_id, pending=pending)
-        )
+        challenge = captcha.request_challenge(user_id=user_id, pending=pending)
+        if challenge.outcome is not Outcome.PASSED:
+            return RegistrationResult(challenge=challenge)
     return RegistrationResult(entry=_enter(giveaway, user_id, pending))
 
 
@@ -89,21 +90,22 @@ def answer_captcha(*, user_id: int, giveaway_id: int, answer: int) -> CaptchaAns
     standing = _standing(user_id=user_id, giveaway_id=giveaway_id)
     if standing.entry is not None:
         return CaptchaAnswerResult(decision=None, entry=standing.entry)
-    pending = PendingRegistration(giveaway_id=giveaway_id)
     decision = None
+    profile = standing.profile
     if not standing.captcha_completed:
-        decision = captcha.submit_answer(user_id=user_id, answer=answer, pending=pending)
+        decision = captcha.submit_answer(
+            user_id=user_id, answer=answer, pending=PendingRegistration(giveaway_id=giveaway_id)
+        )
         if decision.outcome is not Outcome.PASSED:
             return CaptchaAnswerResult(decision=decision)
-        if decision.state.pending is not None:
-            pending = decision.state.pending
+        profile = decision.state.pending
     try:
         result = register_participant(
             giveaway_id=giveaway_id,
             user_id=user_id,
-            username=pending.username if pending.giveaway_id == giveaway_id else None,
-            first_name=pending.first_name if pending.giveaway_id == giveaway_id else None,
-            last_name=pending.last_name if pending.giveaway_id == giveaway_id else None,
+            username=profile.username if profile else None,
+            first_name=profile.first_name if profile else None,
+            last_name=profile.last_name if profile else None,
         )
     except ServiceError as error:
         # The captcha is done whatever happens next; the caller needs to know.
@@ -125,6 +127,9 @@ def _standing(*, user_id: int, giveaway_id: int) -> _Standing:
         row = session.execute(
             select(
                 ParticipantUser.captcha_completed_at,
+                ParticipantUser.username,
+                ParticipantUser.first_name,
+                ParticipantUser.last_name,
                 Participant.id,
                 Participant.participated_at,
             )
@@ -145,7 +150,15 @@ def _standing(*, user_id: int, giveaway_id: int) -> _Standing:
         entry = Entry(
             participant_id=row.id, participated_at=row.participated_at, already_registered=True
         )
-    return _Standing(entry=entry, captcha_completed=row.captcha_completed_at is not None)
+    profile = PendingRegistration(
+        giveaway_id=giveaway_id,
+        username=row.username,
+        first_name=row.first_name,
+        last_name=row.last_name,
+    )
+    return _Standing(
+        entry=entry, captcha_completed=row.captcha_completed_at is not None, profile=profile
+    )
 
 
 def _enter(giveaway: Giveaway, user_id: int, pending: PendingRegistration) -> Entry:
@@ -168,12 +181,12 @@ def _enter(giveaway: Giveaway, user_id: int, pending: PendingRegistration) -> En
             details=channel,
             extra={"channel_info": {"channel_id": check.channel.channel_id, **channel}},
         )
-    ensure_giveaway_state(giveaway.id)
+    ensure_giveaway_state(giveaway.id, account_id=giveaway.account_id)
     entry = _insert_entry(giveaway.id, user_id, pending, check.verified_at)
     if entry is None:
         # The state row vanished under us (never in production: rows are not deleted); make it
         # again once rather than refusing the user.
-        ensure_giveaway_state(giveaway.id, force=True)
+        ensure_giveaway_state(giveaway.id, account_id=giveaway.account_id, force=True)
         entry = _insert_entry(giveaway.id, user_id, pending, check.verified_at)
     if entry is None:
         raise GiveawayNotActive(details={"giveaway_id": giveaway.id, "reason": "entries_closed"})

@@ -24,9 +24,15 @@ def write_transaction() -> Iterator[Session]:
 
 @contextmanager
 def read_only() -> Iterator[Session]:
-    """Reads that end their implicit transaction at once, so no outgoing call happens inside it."""
+    """Reads that end their implicit transaction at once, so no outgoing call happens inside it.
+
+    It ends with COMMIT (nothing is pending, so nothing is written) rather than ROLLBACK, because
+    a rollback expires loaded objects and touching one afterwards would open a new transaction.
+    """
     session = db.session()
     try:
         yield session
-    finally:
+    except BaseException:
         session.rollback()
+        raise
+    session.commit()

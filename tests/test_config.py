@@ -76,6 +76,13 @@ def test_malformed_values_are_refused_naming_the_variable(name, value):
         Settings.from_env({**PRODUCTION, name: value})
 
 
+def test_production_refuses_the_placeholders_of_env_example():
+    with pytest.raises(ConfigError, match="placeholder"):
+        Settings.from_env({**PRODUCTION, "SERVICE_TOKENS": "bot=change-me-bot-token-0000"})
+    with pytest.raises(ConfigError, match="placeholder"):
+        Settings.from_env({**PRODUCTION, "SERVICE_TO_SERVICE_SECRET": "change-me-sent-to-auth"})
+
+
 def test_urls_are_normalised_and_passwords_never_shown():
     assert normalize_database_url("postgres://a:b@h/d") == "postgresql+psycopg2://a:b@h/d"
     assert normalize_database_url("sqlite:///x.db") == "sqlite:///x.db"

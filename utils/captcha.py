@@ -175,6 +175,9 @@ def request_challenge(
     state: CaptchaState, *, now: datetime, policy: CaptchaPolicy, pending: PendingRegistration
 ) -> Decision:
     """A registration needs the captcha: hand out the live question or issue a new one."""
+    if state.passed_at is not None:
+        # Answered right, but the database has not recorded it yet: finish that instead.
+        return Decision(outcome=Outcome.PASSED, state=state)
     state = _forget_old_failures(state, now, policy)
     if state.locked_until is not None:
         return _locked(state, now, state.locked_until)

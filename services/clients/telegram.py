@@ -8,9 +8,12 @@ The request URL carries the bot token, so it never reaches a log line: the path 
 
 from __future__ import annotations
 
+import math
+import time
 from dataclasses import dataclass
 
 from config import current_settings
+from services.cache import shared_cache
 from services.clients.http import get_json
 from services.errors import UpstreamUnavailable
 
@@ -41,8 +44,18 @@ class InvalidBotToken(UpstreamUnavailable):
 
 
 def get_chat_member(*, token: str, chat_id: int, user_id: int) -> ChatMembership:
-    """Ask Telegram whether ``user_id`` is a member of ``chat_id``."""
+    """Ask Telegram whether ``user_id`` is a member of ``chat_id``.
+
+    After a 429 the bot is left alone until Telegram's ``retry_after`` has passed (every instance
+    sees the wait through the shared cache): calling during a flood wait only prolongs it.
+    """
     settings = current_settings()
+    backoff_key = f"telegram_backoff:{token.split(':', 1)[0]}"  # the bot id, not the secret
+    resume_at = shared_cache().get(backoff_key)
+    if resume_at is not None and resume_at > time.time():
+        raise UpstreamUnavailable(
+            PEER, "rate_limited", retry_after=math.ceil(resume_at - time.time())
+        )
     answer = get_json(
         peer=PEER,
         url=f"{settings.telegram_api_base}/bot{token}/getChatMember",
@@ -56,7 +69,10 @@ def get_chat_member(*, token: str, chat_id: int, user_id: int) -> ChatMembership
     description = str(body.get("description") or "").lower()
     error_code = body.get("error_code", answer.status)
     if error_code == 429 or answer.status == 429:
-        raise UpstreamUnavailable(PEER, "rate_limited", retry_after=_retry_after(body))
+        retry_after = _retry_after(body)
+        if retry_after:
+            shared_cache().set(backoff_key, time.time() + retry_after, retry_after)
+        raise UpstreamUnavailable(PEER, "rate_limited", retry_after=retry_after)
     if error_code == 401 or answer.status == 401:
         raise InvalidBotToken(PEER, "invalid_bot_token")
     if any(marker in description for marker in _USER_UNKNOWN):

@@ -274,10 +274,13 @@ def test_not_subscribed_after_the_right_answer_keeps_the_captcha_done(app, clien
     assert response.status_code == 403
     assert body["error_code"] == "USER_NOT_SUBSCRIBED"
     assert body["captcha_completed"] is True
-    # They join the channel and the Bot retries the same answer: no captcha again, they are in.
+    # They join the channel and the Bot retries the same answer: no captcha again, they are in,
+    # under the names they registered with (the retried answer carries no names).
     peers.members[USER] = "member"
     retry = answer(client, 12345).get_json()
     assert retry["captcha_completed"] is True and retry["participant_id"]
+    [entry] = entries(app)
+    assert (entry.username, entry.first_name) == ("alice", "Alice")
 
 
 UNAVAILABLE = {
@@ -324,6 +327,31 @@ def test_telegram_cannot_verify_is_a_retryable_503_and_never_subscribed(app, cli
     assert body["error_code"] == "SUBSCRIPTION_CHECK_UNAVAILABLE"
     assert body["retry_after"] == (17 if case == "telegram 429" else 5)
     assert entries(app) == []
+
+
+def test_after_a_telegram_429_the_bot_is_left_alone_until_retry_after(app, client, peers):
+    peers.standard()
+    peers.telegram_answer = lambda _user: UNAVAILABLE["telegram 429"]
+    register(client)
+    first = answer(client, current_answer(app))
+    assert first.get_json()["retry_after"] == 17
+    calls = peers.calls_to(TELEGRAM_URL)
+    retry = answer(client, 12345)  # the Bot retries at once (the captcha is already done)
+    assert retry.status_code == 503
+    assert 1 <= retry.get_json()["retry_after"] <= 17
+    assert peers.calls_to(TELEGRAM_URL) == calls  # Telegram was not asked again
+
+
+@pytest.mark.parametrize("use_redis", [False, True], ids=["database-store", "redis-store"])
+def test_many_long_wrong_answers_are_remembered_without_error(make_app, peers, use_redis):
+    app = make_app(redis=use_redis, CAPTCHA_MAX_ATTEMPTS="100")
+    client = app.test_client()
+    peers.standard()
+    register(client)
+    for value in range(-999_999_999, -999_999_960):  # 39 distinct ten-character wrong answers
+        response = answer(client, value)
+        assert response.status_code == 200
+    assert response.get_json()["attempts_remaining"] == 61
 
 
 def test_telegram_user_not_found_means_not_subscribed(app, client, peers):

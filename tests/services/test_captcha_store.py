@@ -39,6 +39,18 @@ def test_the_right_answer_completes_the_user_and_forgets_the_challenge(store_app
         assert captcha.captcha_store().load(USER).question is None
 
 
+def test_a_passed_state_is_kept_so_a_duplicate_answer_cannot_reissue_a_question(store_app):
+    with store_app.app_context():
+        right = captcha.request_challenge(user_id=USER, pending=PENDING).state.answer
+        captcha.submit_answer(user_id=USER, answer=right, pending=PENDING)
+        # A duplicate request that read "not completed" before the first one committed:
+        again = captcha.submit_answer(user_id=USER, answer=right + 1, pending=PENDING)
+        asked = captcha.request_challenge(user_id=USER, pending=PENDING)
+        assert again.outcome is Outcome.PASSED
+        assert asked.outcome is Outcome.PASSED
+        assert captcha.pending_count(PENDING.giveaway_id) == 0
+
+
 def test_attempts_lockout_and_retry_after_hold_in_the_store(store_app):
     with store_app.app_context():
         captcha.request_challenge(user_id=USER, pending=PENDING)

@@ -4,11 +4,12 @@ connections, one moment. These are the guarantees the unique constraint and the 
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from extensions import db
 from models import Participant
@@ -103,3 +104,60 @@ def test_parallel_answers_cannot_get_past_the_lockout(make_app, use_redis):
     )
     # 3 attempts x 3 questions = 9 counted answers; everything after the lockout is refused.
     assert outcomes == {"wrong": 6, "new_question": 2, "locked": 22}
+
+
+def test_parallel_draws_produce_exactly_one_draw_and_all_answer_with_it(app, peers):
+    from models import DrawRecord
+    from services import draws
+    from tests.factories import add_entries
+
+    peers.standard()
+    add_entries(app, 1, range(1_000, 1_200))
+    results = in_parallel(app, 12, lambda _i: draws.draw_winners(giveaway_id=1, winner_count=5))
+    assert not [r for r in results if isinstance(r, Exception)], results
+    hashes = {result.record["record_hash"] for result in results}
+    assert len(hashes) == 1
+    assert sum(not result.already_done for result in results) >= 1
+    assert {tuple(w.user_id for w in r.current_winners) for r in results} == {
+        tuple(w.user_id for w in results[0].current_winners)
+    }
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(DrawRecord)) == 1
+        assert (
+            db.session.scalar(
+                select(func.count()).select_from(Participant).where(Participant.is_winner)
+            )
+            == 5
+        )
+
+
+def test_an_entry_is_either_in_the_draw_or_refused_never_lost(app, peers):
+    """Registrations racing a draw: whatever got in is exactly what the draw counted. Several
+    rounds with the draw starting at different moments among the registrations."""
+    from services import draws
+    from services.errors import GiveawayNotActive
+
+    users = [USER + i for i in range(24)]
+    for user in users:
+        complete_captcha(app, user)
+    for round_number, draw_at in enumerate((0, 6, 12, 18, 23), start=1):
+        peers.standard(round_number)
+
+        def work(index: int, giveaway_id=round_number, draw_at=draw_at):
+            time.sleep(index * 0.002)  # spread the registrations around the draw
+            if index == draw_at:
+                return draws.draw_winners(giveaway_id=giveaway_id, winner_count=3)
+            return registration.register_participant(giveaway_id=giveaway_id, user_id=users[index])
+
+        results = in_parallel(app, 24, work)
+        drawn = results[draw_at]
+        entered = [r for r in results if isinstance(r, registration.RegistrationResult)]
+        refused = [r for r in results if isinstance(r, GiveawayNotActive)]
+        assert len(entered) + len(refused) == 23, results
+        with app.app_context():
+            rows = db.session.scalar(
+                select(func.count())
+                .select_from(Participant)
+                .where(Participant.giveaway_id == round_number)
+            )
+        assert rows == len(entered) == drawn.record["entrant_count"]

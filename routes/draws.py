@@ -1,0 +1,183 @@
+"""Draws: select winners (idempotent), reroll, the commitment and the published record, winners."""
+
+from __future__ import annotations
+
+from apiflask import APIBlueprint
+from flask import Response, request, stream_with_context
+
+from routes.security import SERVICE_AUTH, require_scope
+from schemas.common import error_responses
+from schemas.draws import (
+    DrawDocumentOut,
+    RerollIn,
+    RerollOut,
+    SelectWinnersIn,
+    SelectWinnersOut,
+    WinnerOut,
+    WinnersOut,
+    WinnerStatusOut,
+)
+from services import draws
+from services.errors import ValidationFailed
+
+bp = APIBlueprint("draws", __name__, url_prefix="/api/participants", tag="Draws")
+
+
+def _winner(winner: draws.Winner) -> WinnerOut:
+    return WinnerOut(
+        user_id=winner.user_id,
+        participant_id=winner.participant_id,
+        username=winner.username,
+        first_name=winner.first_name,
+        last_name=winner.last_name,
+        position=winner.position,
+        winner_selected_at=winner.winner_selected_at,
+    )
+
+
+@bp.post("/<id64:giveaway_id>/select-winners")
+@bp.post("/select-winners/<id64:giveaway_id>")
+@bp.doc(
+    summary="Draw the winners (once; later calls return the same draw)",
+    description="The first call draws with the seed committed before the draw and reveals it in "
+    "the record; every later call answers the same draw with already_drawn: true (409 if "
+    "winner_count differs). Zero entrants is a success with no winners; fewer eligible entrants "
+    "than prizes: all win and unclaimed_count says how many prizes are left.",
+    security=SERVICE_AUTH,
+    responses=error_responses(400, 401, 403, 409, 413, 503),
+)
+@require_scope("draw")
+@bp.input(SelectWinnersIn, arg_name="body")
+@bp.output(SelectWinnersOut)
+def select_winners(giveaway_id: int, body: SelectWinnersIn):
+    outcome = draws.draw_winners(giveaway_id=giveaway_id, winner_count=body.winner_count)
+    return SelectWinnersOut(
+        giveaway_id=giveaway_id,
+        already_drawn=outcome.already_done,
+        winners=[_winner(winner) for winner in outcome.current_winners],
+        total_participants=outcome.total_participants,
+        winner_count=outcome.record["requested_count"],
+        unclaimed_count=max(0, outcome.record["requested_count"] - len(outcome.current_winners)),
+        skipped=outcome.record["skipped"],
+        draw=outcome.record,
+    )
+
+
+@bp.post("/<id64:giveaway_id>/reroll")
+@bp.doc(
+    summary="Replace a winner or add winners (never a past winner)",
+    description="Its own chained record, with the seed the previous record committed to. "
+    "Idempotent under idempotency_key (or the Idempotency-Key header).",
+    security=SERVICE_AUTH,
+    responses=error_responses(400, 401, 403, 409, 413, 503),
+)
+@require_scope("draw")
+@bp.input(RerollIn, arg_name="body")
+@bp.output(RerollOut)
+def reroll(giveaway_id: int, body: RerollIn):
+    key = body.idempotency_key or request.headers.get("Idempotency-Key", "").strip()[:128]
+    if not key:
+        raise ValidationFailed(
+            "Invalid input: check idempotency_key.",
+            details={"idempotency_key": "required (body field or Idempotency-Key header)"},
+        )
+    outcome = draws.reroll(
+        giveaway_id=giveaway_id,
+        replace_user_id=body.replace_user_id,
+        add_count=body.add_count,
+        reason=body.reason,
+        idempotency_key=key,
+    )
+    return RerollOut(
+        giveaway_id=giveaway_id,
+        already_done=outcome.already_done,
+        replaced_user_id=outcome.record["replaced_user_id"],
+        new_winners=[_winner(winner) for winner in outcome.new_winners],
+        winners=[_winner(winner) for winner in outcome.current_winners],
+        unclaimed_count=outcome.record["unclaimed_count"],
+        draw=outcome.record,
+    )
+
+
+@bp.post("/<id64:giveaway_id>/commitment")
+@bp.doc(
+    summary="Commit to the draw's seed now (idempotent)",
+    description="Publishes the SHA-256 of the seed the draw will use. Created anyway with the "
+    "giveaway's first entry; call this when the giveaway is published to fix it earlier.",
+    security=SERVICE_AUTH,
+    responses=error_responses(400, 401, 403, 503),
+)
+@require_scope("draw")
+@bp.output(DrawDocumentOut)
+def commit(giveaway_id: int):
+    return draws.commit_to_seed(giveaway_id)
+
+
+@bp.get("/<id64:giveaway_id>/draw")
+@bp.doc(
+    summary="The commitment before the draw; every record after it",
+    security=SERVICE_AUTH,
+    responses=error_responses(400, 401, 403, 404, 503),
+)
+@require_scope("read")
+@bp.output(DrawDocumentOut)
+def draw_document(giveaway_id: int):
+    return draws.draw_document(giveaway_id)
+
+
+@bp.get("/<id64:giveaway_id>/draw/entrants")
+@bp.doc(
+    summary="The canonical entrant list the draw uses (text, one user id per line, ascending)",
+    security=SERVICE_AUTH,
+    responses={
+        200: {"description": "The list", "content": {"text/plain": {"schema": {"type": "string"}}}},
+        **error_responses(400, 401, 403, 503),
+    },
+)
+@require_scope("read")
+def entrants(giveaway_id: int):
+    return Response(
+        stream_with_context(draws.stream_entrants(giveaway_id)),
+        mimetype="text/plain",
+        headers={"Content-Disposition": f'inline; filename="entrants-{giveaway_id}.txt"'},
+    )
+
+
+@bp.get("/<id64:giveaway_id>/winners")
+@bp.doc(
+    summary="The giveaway's winners now",
+    security=SERVICE_AUTH,
+    responses=error_responses(400, 401, 403, 503),
+)
+@require_scope("read")
+@bp.output(WinnersOut)
+def winners(giveaway_id: int):
+    current = draws.current_winners(giveaway_id)
+    document_drawn = bool(current) or draws.has_draw(giveaway_id)
+    return WinnersOut(
+        giveaway_id=giveaway_id,
+        drawn=document_drawn,
+        winners=[_winner(winner) for winner in current],
+        total_winners=len(current),
+    )
+
+
+@bp.get("/winner-status/<id64:user_id>/<id64:giveaway_id>")
+@bp.doc(
+    summary="Did this user take part in the giveaway, and win? (user first)",
+    security=SERVICE_AUTH,
+    responses=error_responses(400, 401, 403, 503),
+)
+@require_scope("read")
+@bp.output(WinnerStatusOut)
+def winner_status(user_id: int, giveaway_id: int):
+    status = draws.winner_status(user_id=user_id, giveaway_id=giveaway_id)
+    return WinnerStatusOut(
+        user_id=user_id,
+        giveaway_id=giveaway_id,
+        participated=status.participated,
+        is_winner=status.is_winner,
+        winner_selected_at=status.winner_selected_at,
+        position=status.position,
+        total_winners=status.total_winners,
+    )

@@ -1,0 +1,100 @@
+"""Shapes of the draw resource: select-winners, reroll, commitment, the published record."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field, model_validator
+
+from schemas.common import InputModel, Timestamp
+
+
+class SelectWinnersIn(InputModel):
+    winner_count: int = Field(ge=1, le=100_000, strict=False)
+
+
+class RerollIn(InputModel):
+    replace_user_id: int | None = Field(
+        default=None, ge=1, le=2**63 - 1, description="The winner to replace (loses the win)."
+    )
+    add_count: int | None = Field(default=None, ge=1, le=1000, description="Winners to add.")
+    reason: str = Field(min_length=1, max_length=500, description="Why; recorded in the draw.")
+    idempotency_key: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=128,
+        description="Repeating a reroll with the same key returns it instead of rerolling again "
+        "(the Idempotency-Key header works too).",
+    )
+
+    @model_validator(mode="after")
+    def exactly_one_change(self) -> RerollIn:
+        if (self.replace_user_id is None) == (self.add_count is None):
+            raise ValueError("give exactly one of replace_user_id and add_count")
+        return self
+
+
+class WinnerOut(BaseModel):
+    user_id: int
+    participant_id: int
+    username: str | None = None
+    first_name: str | None = None
+    last_name: str | None = None
+    position: int
+    winner_selected_at: Timestamp | None = None
+
+
+class SelectWinnersOut(BaseModel):
+    success: bool = True
+    giveaway_id: int
+    already_drawn: bool
+    winners: list[WinnerOut]
+    total_participants: int
+    winner_count: int
+    unclaimed_count: int
+    skipped: list[dict[str, Any]]
+    draw: dict[str, Any] = Field(description="The published draw record (see utils/draw.py).")
+
+
+class RerollOut(BaseModel):
+    success: bool = True
+    giveaway_id: int
+    already_done: bool
+    replaced_user_id: int | None = None
+    new_winners: list[WinnerOut]
+    winners: list[WinnerOut] = Field(description="The giveaway's winners after this reroll.")
+    unclaimed_count: int
+    draw: dict[str, Any]
+
+
+class WinnersOut(BaseModel):
+    success: bool = True
+    giveaway_id: int
+    drawn: bool
+    winners: list[WinnerOut]
+    total_winners: int
+
+
+class WinnerStatusOut(BaseModel):
+    success: bool = True
+    user_id: int
+    giveaway_id: int
+    participated: bool
+    is_winner: bool
+    winner_selected_at: Timestamp | None = None
+    position: int | None = None
+    total_winners: int
+
+
+class DrawDocumentOut(BaseModel):
+    success: bool = True
+    giveaway_id: int
+    drawn: bool
+    algorithm: str
+    algorithm_version: int
+    entries_closed: bool
+    entrant_count: int
+    commitment: str = Field(description="SHA-256 of the seed the next draw (or reroll) will use.")
+    committed_at: str
+    draw: dict[str, Any] | None = Field(default=None, description="The latest record.")
+    records: list[dict[str, Any]] | None = Field(default=None, description="The whole chain.")

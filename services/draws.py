@@ -1,0 +1,666 @@
+"""Winner selection: ``secrets``-grade, idempotent, verifiable (commit-reveal) and chained.
+
+A draw runs in three steps so that no outgoing call happens inside a transaction:
+
+1. close entries: lock the giveaway's state row and set ``closed_at`` (registrations take the
+   same row lock last, so none can slip in after the entrant list is read);
+2. compute, outside any transaction: read the canonical entrant list (user ids only, no ORM
+   objects), walk the seed's candidate order (``utils/draw.py``) and re-check candidates'
+   subscription with Telegram; a Telegram outage raises and nothing is recorded;
+3. record, in one transaction under the row lock again: the chained draw record, the winners'
+   flags, the skipped entrants' status, the audit event and the next seed's commitment. If another
+   instance recorded first, its draw is returned instead (the unique (giveaway, sequence)
+   constraint is the last word).
+"""
+
+from __future__ import annotations
+
+import contextvars
+import hashlib
+import json
+from array import array
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime
+from itertools import islice
+from typing import Any
+
+from flask import current_app
+from sqlalchemy import bindparam, func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from config import current_settings
+from models import DrawRecord, GiveawayState, Participant
+from services.audit import EventType, record_event
+from services.clients.giveaway import get_giveaway
+from services.commitments import ensure_giveaway_state
+from services.errors import Conflict, NotFound
+from services.subscription import check_subscription
+from services.transaction import read_only, write_transaction
+from utils import draw as algorithm
+from utils.request_context import current_caller, current_request_id
+from utils.timeutil import isoformat, utcnow
+
+RECHECK_PARALLELISM = 8
+MAX_RECORD_ATTEMPTS = 3
+
+
+class AlreadyDrawnDifferently(Conflict):
+    code = "ALREADY_DRAWN"
+    message = "Winners were already drawn for this giveaway with a different winner_count."
+
+
+class NotDrawn(Conflict):
+    code = "NOT_DRAWN"
+    message = "No winners have been drawn for this giveaway yet."
+
+
+class NotAWinner(Conflict):
+    code = "NOT_A_WINNER"
+    message = "That user is not a current winner of this giveaway."
+
+
+class IdempotencyKeyReused(Conflict):
+    code = "IDEMPOTENCY_KEY_REUSED"
+    message = "This idempotency key was already used for a different reroll."
+
+
+class DrawNotFound(NotFound):
+    code = "DRAW_NOT_FOUND"
+    message = "This giveaway has no entries and no commitment yet."
+
+
+@dataclass(frozen=True)
+class Winner:
+    """A winning entry, as the Giveaway service passes it on to the Bot."""
+
+    user_id: int
+    participant_id: int
+    username: str | None
+    first_name: str | None
+    last_name: str | None
+    position: int
+    winner_selected_at: datetime | None
+
+
+@dataclass(frozen=True)
+class DrawOutcome:
+    """A recorded draw or reroll, and the giveaway's winners after it."""
+
+    record: dict[str, Any]
+    already_done: bool
+    new_winners: list[Winner]
+    current_winners: list[Winner]
+
+    @property
+    def total_participants(self) -> int:
+        return self.record["entrant_count"]
+
+
+@dataclass(frozen=True)
+class _Seed:
+    seed: str
+    commitment: str
+    committed_at: datetime
+    account_id: int | None
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """Everything a record needs, computed outside any transaction."""
+
+    kind: str
+    seed: _Seed
+    after_sequence: int
+    previous_hash: str
+    entrants_hash: str
+    entrant_count: int
+    exclusions: list[int]
+    requested_count: int
+    winners: list[tuple[int, int]]  # (position, user_id) in pick order
+    skipped: list[dict[str, Any]]
+    replaced_user_id: int | None
+    reason: str | None
+    recheck: bool
+    idempotency_key: str | None
+    fingerprint: str | None
+
+
+class _Stale(Exception):
+    """Another draw or reroll was recorded while this one was being computed."""
+
+
+# --- use cases ------------------------------------------------------------------------------------
+
+
+def draw_winners(*, giveaway_id: int, winner_count: int) -> DrawOutcome:
+    """Draw the giveaway's winners once; every later call returns that same draw."""
+    existing = _first_draw(giveaway_id)
+    if existing is not None:
+        return _repeat(existing, winner_count)
+    seed = _close_entries(giveaway_id)
+    entrants = _load_entrants(giveaway_id)
+    recheck = current_settings().draw_recheck_subscription
+    winners, skipped = _pick(
+        seed.seed, entrants, winner_count, _rechecker(giveaway_id, seed) if recheck else None
+    )
+    plan = _Plan(
+        kind="draw",
+        seed=seed,
+        after_sequence=0,
+        previous_hash=algorithm.GENESIS_HASH,
+        entrants_hash=algorithm.entrants_digest(entrants),
+        entrant_count=len(entrants),
+        exclusions=[],
+        requested_count=winner_count,
+        winners=list(enumerate(winners, start=1)),
+        skipped=skipped,
+        replaced_user_id=None,
+        reason=None,
+        recheck=recheck,
+        idempotency_key=None,
+        fingerprint=None,
+    )
+    try:
+        return _record(giveaway_id, plan)
+    except _Stale:
+        existing = _first_draw(giveaway_id)
+        if existing is None:
+            raise
+        return _repeat(existing, winner_count)
+
+
+def reroll(
+    *,
+    giveaway_id: int,
+    reason: str,
+    idempotency_key: str,
+    replace_user_id: int | None = None,
+    add_count: int | None = None,
+) -> DrawOutcome:
+    """Replace one winner, or add winners, never choosing anyone who has won before."""
+    fingerprint = _fingerprint(replace_user_id, add_count, reason)
+    for _ in range(MAX_RECORD_ATTEMPTS):
+        done = _by_idempotency_key(giveaway_id, idempotency_key)
+        if done is not None:
+            if done.request_fingerprint != fingerprint:
+                raise IdempotencyKeyReused(details={"idempotency_key": idempotency_key})
+            return _outcome(done, already_done=True)
+        plan = _plan_reroll(
+            giveaway_id, replace_user_id, add_count, reason, idempotency_key, fingerprint
+        )
+        try:
+            return _record(giveaway_id, plan)
+        except _Stale:
+            continue
+    raise Conflict("The giveaway's draw changed several times meanwhile; please retry.")
+
+
+def commit_to_seed(giveaway_id: int) -> dict[str, Any]:
+    """Create (if needed) and return the published commitment to the next draw's seed."""
+    ensure_giveaway_state(giveaway_id)
+    return draw_document(giveaway_id)
+
+
+def draw_document(giveaway_id: int) -> dict[str, Any]:
+    """What anyone may see: the commitment before the draw, every record after it."""
+    with read_only() as session:
+        state = session.get(GiveawayState, giveaway_id)
+        records = session.scalars(
+            select(DrawRecord.record)
+            .where(DrawRecord.giveaway_id == giveaway_id)
+            .order_by(DrawRecord.sequence)
+        ).all()
+    if state is None:
+        raise DrawNotFound(details={"giveaway_id": giveaway_id})
+    document: dict[str, Any] = {
+        "giveaway_id": giveaway_id,
+        "drawn": bool(records),
+        "algorithm": algorithm.ALGORITHM,
+        "algorithm_version": algorithm.ALGORITHM_VERSION,
+        "entries_closed": state.closed_at is not None,
+        "entrant_count": state.entry_count,
+        "commitment": state.next_commitment,
+        "committed_at": isoformat(state.committed_at),
+    }
+    if records:
+        document["draw"] = records[-1]
+        document["records"] = list(records)
+    return document
+
+
+def stream_entrants(giveaway_id: int) -> Iterator[str]:
+    """The canonical entrant list, one user id per line, ascending (the draw's input)."""
+    with read_only() as session:
+        result = session.execute(
+            select(Participant.user_id)
+            .where(Participant.giveaway_id == giveaway_id)
+            .order_by(Participant.user_id)
+            .execution_options(stream_results=True, yield_per=10_000)
+        )
+        for partition in result.scalars().partitions():
+            yield "".join(f"{user_id}\n" for user_id in partition)
+
+
+def has_draw(giveaway_id: int) -> bool:
+    """Whether winners were ever drawn for this giveaway."""
+    return _first_draw(giveaway_id) is not None
+
+
+def current_winners(giveaway_id: int) -> list[Winner]:
+    """The giveaway's winners now (rerolls applied), by position."""
+    with read_only() as session:
+        return _winners(session, giveaway_id)
+
+
+@dataclass(frozen=True)
+class WinnerStatus:
+    participated: bool
+    is_winner: bool
+    winner_selected_at: datetime | None
+    position: int | None
+    total_winners: int
+
+
+def winner_status(*, user_id: int, giveaway_id: int) -> WinnerStatus:
+    """Did this user take part, and win? Answered from two indexed lookups."""
+    with read_only() as session:
+        entry = session.execute(
+            select(
+                Participant.is_winner, Participant.winner_selected_at, Participant.winner_position
+            ).where(Participant.giveaway_id == giveaway_id, Participant.user_id == user_id)
+        ).one_or_none()
+        total = session.scalar(
+            select(func.count())
+            .select_from(Participant)
+            .where(Participant.giveaway_id == giveaway_id, Participant.is_winner)
+        )
+    return WinnerStatus(
+        participated=entry is not None,
+        is_winner=bool(entry and entry.is_winner),
+        winner_selected_at=entry.winner_selected_at if entry and entry.is_winner else None,
+        position=entry.winner_position if entry and entry.is_winner else None,
+        total_winners=total or 0,
+    )
+
+
+def verify_all_chains(giveaway_id: int | None = None) -> dict[int, list[str]]:
+    """Every giveaway's chain, records, entrant list and winner flags checked; problems by id."""
+    with read_only() as session:
+        query = select(DrawRecord.giveaway_id).distinct()
+        if giveaway_id is not None:
+            query = query.where(DrawRecord.giveaway_id == giveaway_id)
+        giveaway_ids = sorted(session.scalars(query))
+    return {gid: _verify_giveaway(gid) for gid in giveaway_ids}
+
+
+# --- steps ----------------------------------------------------------------------------------------
+
+
+def _first_draw(giveaway_id: int) -> DrawRecord | None:
+    with read_only() as session:
+        return session.scalars(
+            select(DrawRecord).where(
+                DrawRecord.giveaway_id == giveaway_id, DrawRecord.sequence == 1
+            )
+        ).one_or_none()
+
+
+def _repeat(first: DrawRecord, winner_count: int) -> DrawOutcome:
+    if first.requested_count != winner_count:
+        raise AlreadyDrawnDifferently(
+            details={"winner_count": first.requested_count, "requested": winner_count}
+        )
+    return _outcome(first, already_done=True)
+
+
+def _close_entries(giveaway_id: int) -> _Seed:
+    """Stop taking entries (waiting for registrations in flight) and return the committed seed."""
+    ensure_giveaway_state(giveaway_id)
+    with write_transaction() as session:
+        state = _lock_state(session, giveaway_id)
+        if state.closed_at is None:
+            state.closed_at = utcnow()
+        return _seed_of(state)
+
+
+def _lock_state(session: Session, giveaway_id: int) -> GiveawayState:
+    return session.scalars(
+        select(GiveawayState)
+        .where(GiveawayState.giveaway_id == giveaway_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).one()
+
+
+def _seed_of(state: GiveawayState) -> _Seed:
+    return _Seed(
+        seed=state.next_seed,
+        commitment=state.next_commitment,
+        committed_at=state.committed_at,
+        account_id=state.account_id,
+    )
+
+
+def _load_entrants(giveaway_id: int) -> array:
+    """Every entrant's user id, ascending, as a compact array (no ORM objects)."""
+    entrants = array("q")
+    with read_only() as session:
+        result = session.execute(
+            select(Participant.user_id)
+            .where(Participant.giveaway_id == giveaway_id)
+            .order_by(Participant.user_id)
+            .execution_options(stream_results=True, yield_per=65_536)
+        )
+        for partition in result.scalars().partitions():
+            entrants.extend(partition)
+    return entrants
+
+
+Recheck = Callable[[list[int]], dict[int, str]]
+
+
+def _pick(
+    seed: str, eligible: Sequence[int], count: int, recheck: Recheck | None
+) -> tuple[list[int], list[dict[str, Any]]]:
+    """Walk the seed's candidate order; candidates the re-check refuses are skipped, in order."""
+    order = algorithm.candidate_order(seed, len(eligible))
+    winners: list[int] = []
+    skipped: list[dict[str, Any]] = []
+    while len(winners) < count:
+        batch = [eligible[position] for position in islice(order, count - len(winners))]
+        if not batch:
+            break
+        refused = recheck(batch) if recheck is not None else {}
+        for user_id in batch:
+            if user_id in refused:
+                skipped.append(
+                    {"user_id": user_id, "reason": "not_subscribed", "status": refused[user_id]}
+                )
+            else:
+                winners.append(user_id)
+    return winners, skipped
+
+
+def _rechecker(giveaway_id: int, seed: _Seed) -> Recheck:
+    """Ask Telegram about candidates in parallel; any "cannot verify" fails the whole draw."""
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    account: list[int] = [] if seed.account_id is None else [seed.account_id]
+
+    def check_one(user_id: int) -> tuple[int, str | None]:
+        with app.app_context():
+            verdict = check_subscription(account_id=account[0], user_id=user_id)
+        return user_id, None if verdict.is_subscribed else verdict.status
+
+    def recheck(user_ids: list[int]) -> dict[int, str]:
+        if not account:  # only giveaways committed before any entry lack it; asked once, cached
+            account.append(get_giveaway(giveaway_id).account_id)
+        with ThreadPoolExecutor(max_workers=min(RECHECK_PARALLELISM, len(user_ids))) as pool:
+            futures = [
+                pool.submit(contextvars.copy_context().run, check_one, user_id)
+                for user_id in user_ids
+            ]
+            answers = [future.result() for future in futures]  # re-raises "cannot verify"
+        return {user_id: status for user_id, status in answers if status is not None}
+
+    return recheck
+
+
+def _plan_reroll(
+    giveaway_id: int,
+    replace_user_id: int | None,
+    add_count: int | None,
+    reason: str,
+    idempotency_key: str,
+    fingerprint: str,
+) -> _Plan:
+    with read_only() as session:
+        last = session.scalars(
+            select(DrawRecord)
+            .where(DrawRecord.giveaway_id == giveaway_id)
+            .order_by(DrawRecord.sequence.desc())
+            .limit(1)
+        ).one_or_none()
+        if last is None:
+            raise NotDrawn(details={"giveaway_id": giveaway_id})
+        past = session.scalars(
+            select(DrawRecord.record).where(DrawRecord.giveaway_id == giveaway_id)
+        ).all()
+        current = _winners(session, giveaway_id)
+        state = session.get(GiveawayState, giveaway_id)
+    positions = {winner.user_id: winner.position for winner in current}
+    if replace_user_id is not None and replace_user_id not in positions:
+        raise NotAWinner(details={"user_id": replace_user_id})
+    ever_won = {w["user_id"] for record in past for w in record["winners"]}
+    exclusions = sorted(ever_won | set(positions))
+    count = 1 if replace_user_id is not None else int(add_count or 0)
+    seed = _seed_of(state)
+    entrants = _load_entrants(giveaway_id)
+    recheck = current_settings().draw_recheck_subscription
+    eligible = algorithm.eligible_list(entrants, exclusions)
+    winners, skipped = _pick(
+        seed.seed, eligible, count, _rechecker(giveaway_id, seed) if recheck else None
+    )
+    if replace_user_id is not None:
+        numbered = [(positions[replace_user_id], user_id) for user_id in winners]
+    else:
+        start = max(positions.values(), default=0) + 1
+        numbered = list(enumerate(winners, start=start))
+    return _Plan(
+        kind="reroll",
+        seed=seed,
+        after_sequence=last.sequence,
+        previous_hash=last.record_hash,
+        entrants_hash=algorithm.entrants_digest(entrants),
+        entrant_count=len(entrants),
+        exclusions=exclusions,
+        requested_count=count,
+        winners=numbered,
+        skipped=skipped,
+        replaced_user_id=replace_user_id,
+        reason=reason,
+        recheck=recheck,
+        idempotency_key=idempotency_key,
+        fingerprint=fingerprint,
+    )
+
+
+def _record(giveaway_id: int, plan: _Plan) -> DrawOutcome:
+    """Write the record, the winners and the next commitment in one transaction."""
+    now = utcnow()
+    next_seed = algorithm.new_seed()
+    try:
+        with write_transaction() as session:
+            state = _lock_state(session, giveaway_id)
+            last_sequence = session.scalar(
+                select(func.max(DrawRecord.sequence)).where(DrawRecord.giveaway_id == giveaway_id)
+            )
+            if (last_sequence or 0) != plan.after_sequence or state.next_seed != plan.seed.seed:
+                raise _Stale()
+            record = _document(giveaway_id, plan, now, algorithm.commitment_of(next_seed))
+            session.add(
+                DrawRecord(
+                    giveaway_id=giveaway_id,
+                    sequence=record["sequence"],
+                    kind=plan.kind,
+                    requested_count=plan.requested_count,
+                    idempotency_key=plan.idempotency_key,
+                    request_fingerprint=plan.fingerprint,
+                    record=record,
+                    record_hash=record["record_hash"],
+                    previous_hash=plan.previous_hash,
+                    created_at=now,
+                    actor=current_caller(),
+                    request_id=current_request_id(),
+                )
+            )
+            _apply_winners(session, giveaway_id, plan, now)
+            state.next_seed = next_seed
+            state.next_commitment = record["next_commitment"]
+            state.committed_at = now
+            record_event(
+                session,
+                EventType.DRAW if plan.kind == "draw" else EventType.REROLL,
+                giveaway_id=giveaway_id,
+                facts={
+                    "sequence": record["sequence"],
+                    "record_hash": record["record_hash"],
+                    "winners": [user_id for _, user_id in plan.winners],
+                    "skipped": [entry["user_id"] for entry in plan.skipped],
+                    "replaced_user_id": plan.replaced_user_id,
+                    "reason": plan.reason,
+                },
+                occurred_at=now,
+            )
+    except IntegrityError:
+        raise _Stale() from None
+    with read_only() as session:
+        current = _winners(session, giveaway_id)
+    by_user = {winner.user_id: winner for winner in current}
+    return DrawOutcome(
+        record=record,
+        already_done=False,
+        new_winners=[by_user[user_id] for _, user_id in plan.winners if user_id in by_user],
+        current_winners=current,
+    )
+
+
+def _document(giveaway_id: int, plan: _Plan, now: datetime, next_commitment: str) -> dict:
+    record: dict[str, Any] = {
+        "giveaway_id": giveaway_id,
+        "sequence": plan.after_sequence + 1,
+        "kind": plan.kind,
+        "algorithm": algorithm.ALGORITHM,
+        "algorithm_version": algorithm.ALGORITHM_VERSION,
+        "commitment": plan.seed.commitment,
+        "committed_at": isoformat(plan.seed.committed_at),
+        "seed": plan.seed.seed,
+        "entrants_hash": plan.entrants_hash,
+        "entrant_count": plan.entrant_count,
+        "exclusions": plan.exclusions,
+        "requested_count": plan.requested_count,
+        "winners": [
+            {"position": position, "user_id": user_id} for position, user_id in plan.winners
+        ],
+        "skipped": plan.skipped,
+        "unclaimed_count": plan.requested_count - len(plan.winners),
+        "replaced_user_id": plan.replaced_user_id,
+        "reason": plan.reason,
+        "recheck_subscription": plan.recheck,
+        "next_commitment": next_commitment,
+        "previous_hash": plan.previous_hash,
+        "drawn_at": isoformat(now),
+    }
+    record["record_hash"] = algorithm.record_digest(record)
+    return record
+
+
+def _apply_winners(session: Session, giveaway_id: int, plan: _Plan, now: datetime) -> None:
+    entries = Participant.__table__
+    connection = session.connection()
+    if plan.replaced_user_id is not None:
+        connection.execute(
+            update(entries)
+            .where(entries.c.giveaway_id == giveaway_id, entries.c.user_id == plan.replaced_user_id)
+            .values(is_winner=False, winner_position=None, winner_selected_at=None)
+        )
+    if plan.winners:
+        connection.execute(
+            update(entries)
+            .where(entries.c.giveaway_id == giveaway_id, entries.c.user_id == bindparam("winner"))
+            .values(is_winner=True, winner_selected_at=now, winner_position=bindparam("position")),
+            [{"winner": user_id, "position": position} for position, user_id in plan.winners],
+        )
+    if plan.skipped:
+        connection.execute(
+            update(entries)
+            .where(entries.c.giveaway_id == giveaway_id, entries.c.user_id == bindparam("skipped"))
+            .values(status="unsubscribed"),
+            [{"skipped": entry["user_id"]} for entry in plan.skipped],
+        )
+
+
+def _winners(session: Session, giveaway_id: int) -> list[Winner]:
+    rows = session.execute(
+        select(
+            Participant.user_id,
+            Participant.id,
+            Participant.username,
+            Participant.first_name,
+            Participant.last_name,
+            Participant.winner_position,
+            Participant.winner_selected_at,
+        )
+        .where(Participant.giveaway_id == giveaway_id, Participant.is_winner)
+        .order_by(Participant.winner_position)
+    ).all()
+    return [
+        Winner(
+            user_id=row.user_id,
+            participant_id=row.id,
+            username=row.username,
+            first_name=row.first_name,
+            last_name=row.last_name,
+            position=row.winner_position,
+            winner_selected_at=row.winner_selected_at,
+        )
+        for row in rows
+    ]
+
+
+def _outcome(done: DrawRecord, *, already_done: bool) -> DrawOutcome:
+    current = current_winners(done.giveaway_id)
+    chosen = {winner["user_id"] for winner in done.record["winners"]}
+    return DrawOutcome(
+        record=done.record,
+        already_done=already_done,
+        new_winners=[winner for winner in current if winner.user_id in chosen],
+        current_winners=current,
+    )
+
+
+def _by_idempotency_key(giveaway_id: int, key: str) -> DrawRecord | None:
+    with read_only() as session:
+        return session.scalars(
+            select(DrawRecord).where(
+                DrawRecord.giveaway_id == giveaway_id, DrawRecord.idempotency_key == key
+            )
+        ).one_or_none()
+
+
+def _fingerprint(replace_user_id: int | None, add_count: int | None, reason: str) -> str:
+    canonical = json.dumps([replace_user_id, add_count, reason], separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _verify_giveaway(giveaway_id: int) -> list[str]:
+    with read_only() as session:
+        rows = session.scalars(
+            select(DrawRecord)
+            .where(DrawRecord.giveaway_id == giveaway_id)
+            .order_by(DrawRecord.sequence)
+        ).all()
+        flagged = {winner.user_id: winner.position for winner in _winners(session, giveaway_id)}
+    records = [row.record for row in rows]
+    problems = algorithm.verify_chain(records)
+    for row in rows:
+        if row.record_hash != row.record.get("record_hash") or row.previous_hash != row.record.get(
+            "previous_hash"
+        ):
+            problems.append(f"record {row.sequence}: columns disagree with the stored record")
+    entrants = list(_load_entrants(giveaway_id))
+    for record in records:
+        problems += [
+            f"record {record['sequence']}: {p}" for p in algorithm.verify_record(record, entrants)
+        ]
+    expected: dict[int, int] = {}
+    for record in records:
+        if record.get("replaced_user_id") is not None:
+            expected.pop(record["replaced_user_id"], None)
+        for winner in record["winners"]:
+            expected[winner["user_id"]] = winner["position"]
+    if expected != flagged:
+        problems.append("the winners marked on the entries differ from what the records say")
+    return problems
