@@ -133,13 +133,11 @@ class Settings:
             )
         if not self.is_production:
             return
-        placeholders = [
-            caller for caller, token in self.service_tokens.items() if "change-me" in token
-        ]
-        if placeholders or "change-me" in self.service_to_service_secret:
+        secrets = [*self.service_tokens.values(), self.service_to_service_secret]
+        if any("change-me" in secret for secret in secrets):
             raise ConfigError(
-                "SERVICE_TOKENS or SERVICE_TO_SERVICE_SECRET still holds a .env.example placeholder "
-                "(change-me...): set real secrets."
+                "SERVICE_TOKENS or SERVICE_TO_SERVICE_SECRET still holds a placeholder from "
+                ".env.example (change-me...): set real secrets."
             )
         if self.database_is_default:
             raise ConfigError(

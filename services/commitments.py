@@ -4,7 +4,7 @@ the entry counter, the closure of entries and the published commitment to the ne
 from __future__ import annotations
 
 from flask import current_app
-from sqlalchemy import select, update
+from sqlalchemy import update
 
 from models import GiveawayState
 from services.audit import EventType, record_event
