@@ -17,11 +17,16 @@ from sqlalchemy import event
 import commands
 from config import BASE_DIR, ConfigError, Settings
 from extensions import VERSION_TABLE, db, migrate, redis_connection
-from routes import draws, health, registration
-from routes.converters import TelegramIdConverter, document_id_parameters, reject_invalid_ids
+from routes import audit, delivery, draws, health, history, lists, registration
+from routes.converters import (
+    DigitsIdConverter,
+    TelegramIdConverter,
+    document_id_parameters,
+    reject_invalid_ids,
+)
 from routes.errors import register_error_handlers
 from routes.security import SECURITY_SCHEMES
-from schemas.common import ERROR_SCHEMA
+from schemas.common import ERROR_SCHEMA, add_documented_schemas
 from services import cache, captcha
 from utils.logs import configure_logging
 from utils.request_context import accept_request_id, current_caller, set_request_context
@@ -74,8 +79,14 @@ def configure(app: APIFlask, settings: Settings) -> None:
         TESTING=settings.env == "test",
     )
     app.url_map.converters["id64"] = TelegramIdConverter
+    app.url_map.converters["digits"] = DigitsIdConverter
     app.url_value_preprocessor(reject_invalid_ids)
-    app.spec_processor(document_id_parameters)
+    app.spec_processor(complete_spec)
+
+
+def complete_spec(spec: dict) -> dict:
+    """OpenAPI spec processor: integer path ids, and the schemas of streamed responses."""
+    return add_documented_schemas(document_id_parameters(spec))
 
 
 def engine_options(settings: Settings) -> dict:
@@ -148,6 +159,10 @@ def register_blueprints(app: APIFlask) -> None:
     app.register_blueprint(health.bp)
     app.register_blueprint(registration.bp)
     app.register_blueprint(draws.bp)
+    app.register_blueprint(lists.bp)
+    app.register_blueprint(history.bp)
+    app.register_blueprint(delivery.bp)
+    app.register_blueprint(audit.bp)
 
 
 def register_request_hooks(app: APIFlask) -> None:

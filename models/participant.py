@@ -26,6 +26,12 @@ class Participant(Base):
             postgresql_where=text("is_winner"),
             sqlite_where=text("is_winner"),
         ),
+        Index(
+            "ix_participant_entries_not_active",
+            "giveaway_id",
+            postgresql_where=text("status <> 'active'"),
+            sqlite_where=text("status <> 'active'"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)

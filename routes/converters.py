@@ -39,6 +39,13 @@ class TelegramIdConverter(BaseConverter):
         return str(value)
 
 
+class DigitsIdConverter(TelegramIdConverter):
+    """``<digits:name>``: like ``id64`` but only matches digits, for a route whose single segment
+    would otherwise shadow static siblings (``GET /api/participants/register`` stays a 405)."""
+
+    regex = r"\d+"
+
+
 def reject_invalid_ids(endpoint: str | None, values: dict[str, Any] | None) -> None:
     """URL value preprocessor: one validation error listing every malformed id in the path."""
     if not values:

@@ -94,3 +94,27 @@ def also_answers(status: int, schema_name: str, description: str) -> dict[int, d
             },
         }
     }
+
+
+# Models documented by reference for responses that bypass @output (streamed bodies, extra
+# statuses); their JSON schemas are added to the document's components when it is built.
+_DOCUMENTED: dict[str, type[BaseModel]] = {}
+
+
+def documented(model: type[BaseModel]) -> dict[str, str]:
+    """A ``$ref`` to ``model``'s schema, which ``add_documented_schemas`` puts in the document."""
+    _DOCUMENTED[model.__name__] = model
+    return {"$ref": f"#/components/schemas/{model.__name__}"}
+
+
+def add_documented_schemas(spec: dict[str, Any]) -> dict[str, Any]:
+    """OpenAPI spec processor: the schemas ``documented`` referred to (and what they nest)."""
+    schemas = spec.setdefault("components", {}).setdefault("schemas", {})
+    for name, model in _DOCUMENTED.items():
+        schema = model.model_json_schema(
+            ref_template="#/components/schemas/{model}", mode="serialization"
+        )
+        for nested_name, nested in schema.pop("$defs", {}).items():
+            schemas.setdefault(nested_name, nested)
+        schemas.setdefault(name, schema)
+    return spec

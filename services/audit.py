@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from models import AuditEvent
+from services.errors import ValidationFailed
+from services.transaction import read_only
+from utils.cursors import InvalidCursor, decode_cursor, encode_cursor
 from utils.request_context import current_caller, current_request_id
 from utils.timeutil import utcnow
 
@@ -47,3 +52,53 @@ def record_event(
             facts=facts or {},
         )
     )
+
+
+@dataclass(frozen=True)
+class AuditFilter:
+    """What the audit log is narrowed to; None means "any"."""
+
+    giveaway_id: int | None = None
+    user_id: int | None = None
+    event_type: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+@dataclass(frozen=True)
+class AuditPage:
+    events: list[AuditEvent]
+    next_cursor: str | None
+
+
+AUDIT_CURSOR = "audit"
+
+
+def list_events(*, where: AuditFilter, limit: int, cursor: str | None = None) -> AuditPage:
+    """Events matching the filter, newest first (keyset on id)."""
+    query = select(AuditEvent).order_by(AuditEvent.id.desc()).limit(limit + 1)
+    if where.giveaway_id is not None:
+        query = query.where(AuditEvent.giveaway_id == where.giveaway_id)
+    if where.user_id is not None:
+        query = query.where(AuditEvent.user_id == where.user_id)
+    if where.event_type is not None:
+        query = query.where(AuditEvent.event_type == where.event_type)
+    if where.since is not None:
+        query = query.where(AuditEvent.occurred_at >= where.since)
+    if where.until is not None:
+        query = query.where(AuditEvent.occurred_at < where.until)
+    if cursor:
+        try:
+            (before,) = decode_cursor(cursor, AUDIT_CURSOR, 1)
+            before = int(before)
+        except (InvalidCursor, TypeError, ValueError):
+            raise ValidationFailed(
+                "Invalid input: check cursor.", details={"cursor": "not a cursor of this list"}
+            ) from None
+        query = query.where(AuditEvent.id < before)
+    with read_only() as session:
+        events = list(session.scalars(query))
+    more = len(events) > limit
+    events = events[:limit]
+    next_cursor = encode_cursor(AUDIT_CURSOR, events[-1].id) if more and events else None
+    return AuditPage(events=events, next_cursor=next_cursor)

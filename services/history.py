@@ -5,10 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import case, func, select
+from sqlalchemy import and_, case, func, or_, select
 
 from models import Participant, ParticipantUser
+from services.errors import ValidationFailed
 from services.transaction import read_only
+from utils.cursors import InvalidCursor, decode_cursor, encode_cursor
 
 
 @dataclass(frozen=True)
@@ -48,3 +50,84 @@ def user_stats(user_id: int) -> UserStats:
         first_participation_at=totals[2],
         last_participation_at=totals[3],
     )
+
+
+@dataclass(frozen=True)
+class Participation:
+    """One entry of a user's history."""
+
+    participant_id: int
+    giveaway_id: int
+    participated_at: datetime
+    is_winner: bool
+    winner_position: int | None
+    winner_selected_at: datetime | None
+    status: str
+
+
+@dataclass(frozen=True)
+class HistoryPage:
+    participations: list[Participation]
+    next_cursor: str | None
+
+
+HISTORY_CURSOR = "history"
+
+
+def participations(*, user_id: int, limit: int, cursor: str | None = None) -> HistoryPage:
+    """The user's entries, newest first, ``limit`` at a time (keyset on (time, id))."""
+    query = (
+        select(
+            Participant.id,
+            Participant.giveaway_id,
+            Participant.participated_at,
+            Participant.is_winner,
+            Participant.winner_position,
+            Participant.winner_selected_at,
+            Participant.status,
+        )
+        .where(Participant.user_id == user_id)
+        .order_by(Participant.participated_at.desc(), Participant.id.desc())
+        .limit(limit + 1)
+    )
+    if cursor:
+        moment, last_id = _position(cursor)
+        query = query.where(
+            or_(
+                Participant.participated_at < moment,
+                and_(Participant.participated_at == moment, Participant.id < last_id),
+            )
+        )
+    with read_only() as session:
+        rows = session.execute(query).all()
+    more = len(rows) > limit
+    rows = rows[:limit]
+    items = [
+        Participation(
+            participant_id=row.id,
+            giveaway_id=row.giveaway_id,
+            participated_at=row.participated_at,
+            is_winner=row.is_winner,
+            winner_position=row.winner_position,
+            winner_selected_at=row.winner_selected_at,
+            status=row.status,
+        )
+        for row in rows
+    ]
+    next_cursor = None
+    if more and items:
+        last = items[-1]
+        next_cursor = encode_cursor(
+            HISTORY_CURSOR, last.participated_at.isoformat(), last.participant_id
+        )
+    return HistoryPage(participations=items, next_cursor=next_cursor)
+
+
+def _position(cursor: str) -> tuple[datetime, int]:
+    try:
+        moment, last_id = decode_cursor(cursor, HISTORY_CURSOR, 2)
+        return datetime.fromisoformat(moment), int(last_id)
+    except (InvalidCursor, TypeError, ValueError):
+        raise ValidationFailed(
+            "Invalid input: check cursor.", details={"cursor": "not a cursor of this list"}
+        ) from None

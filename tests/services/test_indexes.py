@@ -1,0 +1,101 @@
+"""Every read the service makes is an index scan: the real statements, EXPLAINed on PostgreSQL.
+
+The statements are captured while the service functions run, then explained with sequential
+scans disabled: a plan that still scans one of our tables sequentially has no usable index."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import event, text
+
+from extensions import db
+from services import audit, draws, history, listing, registration
+from services.delivery import update_delivery_status
+from tests.factories import add_entries
+from utils.timeutil import utcnow
+
+pytestmark = pytest.mark.postgres
+
+
+def full_scans(plan: dict, leading: dict[str, str], under_limit: bool = False) -> list[str]:
+    """Scans of our tables that read everything: sequential scans, and index scans that neither
+    narrow on the index's leading column nor feed a LIMIT in index order."""
+    found = []
+    node = plan.get("Node Type", "")
+    relation = plan.get("Relation Name", "")
+    if relation.startswith("participant"):
+        if node == "Seq Scan":
+            found.append(f"Seq Scan on {relation}")
+        elif "Index" in node:
+            condition = plan.get("Index Cond", "")
+            column = leading.get(plan.get("Index Name", ""), "?")
+            if column not in condition and not under_limit:
+                found.append(f"{node} on {plan.get('Index Name')} without a condition on {column}")
+    for child in plan.get("Plans", []):
+        found += full_scans(child, leading, under_limit=node == "Limit")
+    return found
+
+
+def test_every_read_uses_an_index(app, peers):
+    peers.standard()
+    add_entries(app, 1, range(10, 60))
+    with app.app_context():
+        draws.draw_winners(giveaway_id=1, winner_count=3)
+        captured: list[tuple[str, object]] = []
+
+        def capture(_conn, _cursor, statement, parameters, _context, _executemany):
+            if statement.lstrip().upper().startswith("SELECT"):
+                captured.append((statement, parameters))
+
+        event.listen(db.engine, "before_cursor_execute", capture)
+        try:
+            page = listing.list_page(giveaway_id=1, page=3, limit=10)
+            list(page.chunks)
+            list(listing.list_page(giveaway_id=1, page=1, limit=10, cursor=page.next_cursor).chunks)
+            list(listing.export_csv(1))
+            listing.giveaway_stats(1)
+            listing.count_participants(1)
+            history.user_stats(10)
+            first = history.participations(user_id=10, limit=1)
+            history.participations(user_id=10, limit=1, cursor=first.next_cursor)
+            draws.current_winners(1)
+            draws.winner_status(user_id=10, giveaway_id=1)
+            draws.draw_document(1)
+            registration._standing(user_id=10, giveaway_id=1)
+            for where in (
+                audit.AuditFilter(giveaway_id=1),
+                audit.AuditFilter(user_id=10),
+                audit.AuditFilter(event_type="participation"),
+                audit.AuditFilter(since=utcnow() - timedelta(hours=1)),
+            ):
+                audit.list_events(where=where, limit=5)
+            update_delivery_status(participant_ids=[1, 2], delivered=True, delivered_at=None)
+        finally:
+            event.remove(db.engine, "before_cursor_execute", capture)
+
+        assert len(captured) >= 15
+        connection = db.session.connection()
+        leading = dict(
+            connection.execute(
+                text(
+                    "SELECT i.relname, a.attname FROM pg_index x "
+                    "JOIN pg_class i ON i.oid = x.indexrelid "
+                    "JOIN pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = x.indkey[0] "
+                    "WHERE i.relname LIKE 'participant%' OR i.relname LIKE 'pk_participant%' "
+                    "OR i.relname LIKE 'uq_participant%' OR i.relname LIKE 'ix_participant%'"
+                )
+            ).all()
+        )
+        connection.execute(text("SET enable_seqscan = off"))
+        offenders = {}
+        for statement, parameters in captured:
+            cursor = connection.connection.cursor()
+            cursor.execute("EXPLAIN (FORMAT JSON) " + statement, parameters)
+            plan = cursor.fetchone()[0][0]["Plan"]
+            problems = full_scans(plan, leading)
+            if problems:
+                offenders[statement] = problems
+        db.session.rollback()
+    assert offenders == {}
