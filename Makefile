@@ -4,7 +4,7 @@ PYTHON ?= python3
 BIN := $(VENV)/bin
 DEPS := $(VENV)/.deps-installed
 
-.PHONY: install run test test-postgres lint format migrate standin clean
+.PHONY: install run test lint format migrate standin demo clean
 
 $(DEPS): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -35,3 +35,6 @@ standin: $(DEPS)  ## only the development stand-in for the siblings and Telegram
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache .ruff_cache
+
+demo: $(DEPS)  ## a scripted giveaway on the defaults and the stand-in, verified at the end
+	VENV=$(VENV) $(BIN)/python devtools/demo.py

@@ -17,7 +17,7 @@ from sqlalchemy import event
 import commands
 from config import BASE_DIR, ConfigError, Settings
 from extensions import VERSION_TABLE, db, migrate, redis_connection
-from routes import audit, delivery, draws, health, history, lists, registration
+from routes import audit, delivery, draws, health, history, lists, metrics, registration
 from routes.converters import (
     DigitsIdConverter,
     TelegramIdConverter,
@@ -29,6 +29,7 @@ from routes.security import SECURITY_SCHEMES
 from schemas.common import ERROR_SCHEMA, add_documented_schemas
 from services import cache, captcha
 from utils.logs import configure_logging
+from utils.metrics import HTTP_LATENCY, HTTP_REQUESTS
 from utils.request_context import accept_request_id, current_caller, set_request_context
 from version import __version__
 
@@ -163,6 +164,7 @@ def register_blueprints(app: APIFlask) -> None:
     app.register_blueprint(history.bp)
     app.register_blueprint(delivery.bp)
     app.register_blueprint(audit.bp)
+    app.register_blueprint(metrics.bp)
 
 
 def register_request_hooks(app: APIFlask) -> None:
@@ -179,15 +181,17 @@ def register_request_hooks(app: APIFlask) -> None:
         request_id = g.get("request_id") or accept_request_id(None)
         response.headers["X-Request-ID"] = request_id
         started = g.get("started")
+        elapsed = time.perf_counter() - started if started else 0.0
+        route = request.url_rule.rule if request.url_rule is not None else "unmatched"
+        HTTP_REQUESTS.labels(request.method, route, str(response.status_code)).inc()
+        HTTP_LATENCY.labels(request.method, route).observe(elapsed)
         access_log.info(
             "request",
             extra={
                 "method": request.method,
                 "path": request.path,
                 "status": response.status_code,
-                "duration_ms": round((time.perf_counter() - started) * 1000, 1)
-                if started
-                else None,
+                "duration_ms": round(elapsed * 1000, 1),
                 "caller": current_caller(),
             },
         )

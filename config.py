@@ -71,6 +71,7 @@ class Settings:
     max_request_bytes: int = 64 * 1024
     db_pool_size: int = 10
     db_statement_timeout_ms: int = 30_000
+    metrics_require_auth: bool = True
 
     @property
     def is_production(self) -> bool:
@@ -120,6 +121,7 @@ class Settings:
             max_request_bytes=reader.integer("MAX_REQUEST_BYTES", 64 * 1024, minimum=1024),
             db_pool_size=reader.integer("DB_POOL_SIZE", 10, minimum=1),
             db_statement_timeout_ms=reader.integer("DB_STATEMENT_TIMEOUT_MS", 30_000, minimum=100),
+            metrics_require_auth=reader.boolean("METRICS_REQUIRE_AUTH", True),
         )
         settings.check()
         return settings

@@ -79,22 +79,33 @@ def identify_caller() -> Caller:
     return Caller(name=name, scopes=frozenset(), authenticated=False)
 
 
+def authorize(scope: str, *, required: bool | None = None) -> Caller:
+    """The caller, if it may act with ``scope``; raises 401/403 otherwise.
+
+    ``required`` overrides REQUIRE_SERVICE_AUTH (the metrics endpoint has its own switch).
+    """
+    caller = identify_caller()
+    g.caller = caller
+    set_caller(caller.name)
+    if required is None:
+        required = current_settings().require_service_auth
+    if caller.authenticated:
+        if scope not in caller.scopes:
+            raise ScopeForbidden(
+                f"The {caller.name} caller may not do this (needs scope {scope!r})."
+            )
+    elif required:
+        raise AuthenticationRequired()
+    return caller
+
+
 def require_scope(scope: str) -> Callable[[F], F]:
     """Let the request through only for a caller holding ``scope`` (or when enforcement is off)."""
 
     def decorator(view: F) -> F:
         @wraps(view)
         def guarded(*args: Any, **kwargs: Any) -> Any:
-            caller = identify_caller()
-            g.caller = caller
-            set_caller(caller.name)
-            if caller.authenticated:
-                if scope not in caller.scopes:
-                    raise ScopeForbidden(
-                        f"The {caller.name} caller may not do this (needs scope {scope!r})."
-                    )
-            elif current_settings().require_service_auth:
-                raise AuthenticationRequired()
+            authorize(scope)
             return view(*args, **kwargs)
 
         return guarded  # type: ignore[return-value]

@@ -18,6 +18,8 @@ from typing import Any, Protocol, TypeVar
 import redis
 from flask import Flask, current_app
 
+from utils.metrics import CACHE_LOOKUPS
+
 KEY_PREFIX = "telegive:participant:"
 log = logging.getLogger("telegive.cache")
 T = TypeVar("T")
@@ -114,8 +116,12 @@ def secret_cache() -> MemoryCache:
 
 def cached(cache: Cache, key: str, ttl: int, load: Callable[[], T]) -> T:
     """The cached value of ``key``, loading and storing it on a miss."""
+    kind = key.split(":", 1)[0]
     value = cache.get(key)
     if value is None:
+        CACHE_LOOKUPS.labels(kind, "miss").inc()
         value = load()
         cache.set(key, value, ttl)
+    else:
+        CACHE_LOOKUPS.labels(kind, "hit").inc()
     return value

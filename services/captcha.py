@@ -19,6 +19,7 @@ from services.errors import CaptchaLocked
 from services.sql import upsert_insert
 from utils import captcha
 from utils.captcha import CaptchaPolicy, Decision, Outcome, PendingRegistration
+from utils.metrics import CAPTCHA_LOCKOUTS, CAPTCHA_OUTCOMES
 from utils.timeutil import utcnow
 
 
@@ -57,6 +58,7 @@ def request_challenge(*, user_id: int, pending: PendingRegistration) -> Decision
         lambda state: captcha.request_challenge(state, now=now, policy=policy, pending=pending),
         lambda session, decision: _record(session, decision, user_id, pending.giveaway_id, now),
     )
+    _count(decision)
     if decision.outcome is Outcome.LOCKED:
         raise CaptchaLocked(retry_after=decision.retry_after)
     return decision
@@ -73,9 +75,16 @@ def submit_answer(*, user_id: int, answer: int, pending: PendingRegistration) ->
         ),
         lambda session, decision: _record(session, decision, user_id, pending.giveaway_id, now),
     )
+    _count(decision)
     if decision.outcome in (Outcome.LOCKED, Outcome.NOW_LOCKED):
         raise CaptchaLocked(retry_after=decision.retry_after)
     return decision
+
+
+def _count(decision: Decision) -> None:
+    CAPTCHA_OUTCOMES.labels(str(decision.outcome)).inc()
+    if decision.outcome is Outcome.NOW_LOCKED:
+        CAPTCHA_LOCKOUTS.inc()
 
 
 def lock_status(user_id: int) -> int | None:

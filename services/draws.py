@@ -40,6 +40,7 @@ from services.errors import Conflict, NotFound
 from services.subscription import check_subscription
 from services.transaction import read_only, write_transaction
 from utils import draw as algorithm
+from utils.metrics import DRAWS
 from utils.request_context import current_caller, current_request_id
 from utils.timeutil import isoformat, utcnow
 
@@ -185,6 +186,7 @@ def reroll(
     for _ in range(MAX_RECORD_ATTEMPTS):
         done = _by_idempotency_key(giveaway_id, idempotency_key)
         if done is not None:
+            DRAWS.labels("reroll", "repeated").inc()
             if done.request_fingerprint != fingerprint:
                 raise IdempotencyKeyReused(details={"idempotency_key": idempotency_key})
             return _outcome(done, already_done=True)
@@ -309,6 +311,7 @@ def _first_draw(giveaway_id: int) -> DrawRecord | None:
 
 
 def _repeat(first: DrawRecord, winner_count: int) -> DrawOutcome:
+    DRAWS.labels("draw", "repeated").inc()
     if first.requested_count != winner_count:
         raise AlreadyDrawnDifferently(
             details={"winner_count": first.requested_count, "requested": winner_count}
@@ -516,6 +519,7 @@ def _record(giveaway_id: int, plan: _Plan) -> DrawOutcome:
             )
     except IntegrityError:
         raise _Stale() from None
+    DRAWS.labels(plan.kind, "recorded").inc()
     with read_only() as session:
         current = _winners(session, giveaway_id)
     by_user = {winner.user_id: winner for winner in current}

@@ -23,6 +23,7 @@ from services.sql import upsert_insert
 from services.subscription import check_subscription
 from services.transaction import read_only, write_transaction
 from utils.captcha import Decision, Outcome, PendingRegistration
+from utils.metrics import REGISTRATIONS
 from utils.timeutil import utcnow
 
 
@@ -67,6 +68,27 @@ def register_participant(
     last_name: str | None = None,
 ) -> RegistrationResult:
     """Enter the user in the giveaway, or issue the captcha they must pass first."""
+    try:
+        result = _register(giveaway_id, user_id, username, first_name, last_name)
+    except ServiceError as error:
+        REGISTRATIONS.labels(error.code.lower()).inc()
+        raise
+    if result.challenge is not None:
+        REGISTRATIONS.labels("captcha_required").inc()
+    else:
+        REGISTRATIONS.labels(
+            "already_registered" if result.entry.already_registered else "entered"
+        ).inc()
+    return result
+
+
+def _register(
+    giveaway_id: int,
+    user_id: int,
+    username: str | None,
+    first_name: str | None,
+    last_name: str | None,
+) -> RegistrationResult:
     giveaway = _active_giveaway(giveaway_id)
     standing = _standing(user_id=user_id, giveaway_id=giveaway_id)
     if standing.entry is not None:

@@ -15,6 +15,7 @@ from services.clients.auth import forget_bot_credentials, get_bot_credentials
 from services.clients.channel import Channel, get_channel
 from services.clients.telegram import InvalidBotToken, get_chat_member
 from services.errors import SubscriptionCheckUnavailable, UpstreamUnavailable
+from utils.metrics import SUBSCRIPTION_CHECKS
 from utils.timeutil import utcnow
 
 
@@ -41,10 +42,12 @@ def check_subscription(*, account_id: int, user_id: int) -> SubscriptionCheck:
             forget_bot_credentials(account_id)
             raise
     except UpstreamUnavailable as error:
+        SUBSCRIPTION_CHECKS.labels("unavailable").inc()
         raise SubscriptionCheckUnavailable(
             details={"peer": error.peer, "reason": error.reason},
             retry_after=error.retry_after,
         ) from None
+    SUBSCRIPTION_CHECKS.labels("subscribed" if membership.is_member else "not_subscribed").inc()
     return SubscriptionCheck(
         is_subscribed=membership.is_member,
         status=membership.status,

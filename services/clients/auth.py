@@ -10,7 +10,7 @@ import logging
 from dataclasses import dataclass, field
 
 from config import current_settings
-from services.cache import secret_cache
+from services.cache import cached, secret_cache
 from services.clients.http import get_json
 from services.errors import AccountNotFound, UpstreamUnavailable
 
@@ -28,14 +28,12 @@ class BotCredentials:
 
 def get_bot_credentials(account_id: int) -> BotCredentials:
     """The account's bot token, from the in-process cache or the Auth service."""
-    settings = current_settings()
-    cache = secret_cache()
-    key = f"bot_token:{account_id}"
-    credentials = cache.get(key)
-    if credentials is None:
-        credentials = _fetch(account_id)
-        cache.set(key, credentials, settings.bot_token_cache_seconds)
-    return credentials
+    return cached(
+        secret_cache(),
+        f"bot_token:{account_id}",
+        current_settings().bot_token_cache_seconds,
+        lambda: _fetch(account_id),
+    )
 
 
 def forget_bot_credentials(account_id: int) -> None:

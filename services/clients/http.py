@@ -19,6 +19,7 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from services.errors import UpstreamUnavailable
+from utils.metrics import OUTGOING_LATENCY, OUTGOING_REQUESTS
 from utils.request_context import current_request_id
 
 SERVICE_NAME = "telegive-participant"
@@ -100,6 +101,8 @@ def get_json(
         return PeerResponse(status=response.status_code, body=body)
     finally:
         elapsed = time.perf_counter() - started
+        OUTGOING_REQUESTS.labels(peer, outcome).inc()
+        OUTGOING_LATENCY.labels(peer).observe(elapsed)
         log.info(
             "outgoing call",
             extra={

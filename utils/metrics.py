@@ -1,0 +1,73 @@
+"""Prometheus metrics, correct under several gunicorn workers.
+
+gunicorn.conf.py sets PROMETHEUS_MULTIPROC_DIR before the workers fork, so every worker writes its
+samples to files there and a scrape adds them up (``render``). Without it (``flask run``, tests)
+the metrics live in the process's default registry.
+"""
+
+from __future__ import annotations
+
+import os
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+
+_PREFIX = "telegive_participant"
+_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+
+HTTP_REQUESTS = Counter(
+    f"{_PREFIX}_http_requests_total", "Requests served", ["method", "route", "status"]
+)
+HTTP_LATENCY = Histogram(
+    f"{_PREFIX}_http_request_duration_seconds",
+    "Time to answer a request (streamed bodies: until the first byte)",
+    ["method", "route"],
+    buckets=_LATENCY_BUCKETS,
+)
+REGISTRATIONS = Counter(
+    f"{_PREFIX}_registrations_total",
+    "Registration outcomes (entered, already_registered, captcha_required, not_subscribed, ...)",
+    ["outcome"],
+)
+CAPTCHA_OUTCOMES = Counter(
+    f"{_PREFIX}_captcha_outcomes_total",
+    "Captcha transitions (issued, pending, wrong, repeated, new_question, passed, locked, ...)",
+    ["outcome"],
+)
+CAPTCHA_LOCKOUTS = Counter(f"{_PREFIX}_captcha_lockouts_total", "Users locked out by the captcha")
+SUBSCRIPTION_CHECKS = Counter(
+    f"{_PREFIX}_subscription_checks_total",
+    "Subscription checks: subscribed, not_subscribed, or unavailable (cannot verify)",
+    ["result"],
+)
+DRAWS = Counter(
+    f"{_PREFIX}_draws_total", "Draw requests: recorded or repeated, per kind", ["kind", "outcome"]
+)
+OUTGOING_REQUESTS = Counter(
+    f"{_PREFIX}_outgoing_requests_total", "Calls to siblings and Telegram", ["peer", "outcome"]
+)
+OUTGOING_LATENCY = Histogram(
+    f"{_PREFIX}_outgoing_request_duration_seconds",
+    "Time of calls to siblings and Telegram",
+    ["peer"],
+    buckets=_LATENCY_BUCKETS,
+)
+CACHE_LOOKUPS = Counter(
+    f"{_PREFIX}_cache_requests_total", "Cache lookups by kind of entry", ["cache", "result"]
+)
+
+
+def render() -> tuple[bytes, str]:
+    """The exposition text of every metric, summed over all workers when there are several."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
