@@ -28,6 +28,7 @@ from routes.errors import register_error_handlers
 from routes.security import SECURITY_SCHEMES
 from schemas.common import ERROR_SCHEMA, add_documented_schemas
 from services import cache, captcha
+from services.clients import http
 from utils.logs import configure_logging
 from utils.metrics import HTTP_LATENCY, HTTP_REQUESTS
 from utils.request_context import accept_request_id, current_caller, set_request_context
@@ -125,6 +126,7 @@ def register_extensions(app: APIFlask, settings: Settings) -> None:
     redis_connection.init_app(app, settings.redis_url)
     cache.init_app(app)
     captcha.init_app(app, settings)
+    http.init_app(app, settings)
     if settings.cors_origins:
         CORS(
             app,

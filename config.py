@@ -72,6 +72,8 @@ class Settings:
     db_pool_size: int = 10
     db_statement_timeout_ms: int = 30_000
     metrics_require_auth: bool = True
+    circuit_failures: int = 5
+    circuit_cooldown: float = 10.0
 
     @property
     def is_production(self) -> bool:
@@ -122,6 +124,8 @@ class Settings:
             db_pool_size=reader.integer("DB_POOL_SIZE", 10, minimum=1),
             db_statement_timeout_ms=reader.integer("DB_STATEMENT_TIMEOUT_MS", 30_000, minimum=100),
             metrics_require_auth=reader.boolean("METRICS_REQUIRE_AUTH", True),
+            circuit_failures=reader.integer("UPSTREAM_CIRCUIT_FAILURES", 5, minimum=1),
+            circuit_cooldown=reader.number("UPSTREAM_CIRCUIT_COOLDOWN_SECONDS", 10.0),
         )
         settings.check()
         return settings

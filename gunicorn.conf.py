@@ -25,7 +25,12 @@ os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="teleg
 
 bind = os.environ.get("GUNICORN_BIND", f"0.0.0.0:{os.environ.get('PORT', '8004')}")
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
-worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "gthread")
+# gevent with PostgreSQL: one worker holds hundreds of requests waiting on Telegram or a sibling
+# (measured in bench/REPORT.md; and /health stays fast while a sibling hangs). gthread with the
+# SQLite default: sqlite3 is not cooperative, and a greenlet waiting on its lock would block the
+# whole worker.
+_postgres = os.environ.get("DATABASE_URL", "").startswith("postgres")
+worker_class = os.environ.get("GUNICORN_WORKER_CLASS") or ("gevent" if _postgres else "gthread")
 threads = int(os.environ.get("GUNICORN_THREADS", "8"))
 worker_connections = int(os.environ.get("GUNICORN_WORKER_CONNECTIONS", "1000"))
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "60"))

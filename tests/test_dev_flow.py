@@ -5,22 +5,11 @@ from __future__ import annotations
 
 import os
 import re
-import signal
-import socket
-import subprocess
-import time
-from pathlib import Path
 
 import pytest
 import requests
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+from tests.servers import ROOT, VENV_BIN, free_port, process
 
 
 def solve(question: str) -> int:
@@ -32,6 +21,7 @@ def solve(question: str) -> int:
 
 @pytest.fixture
 def dev_server(tmp_path):
+    """`make run`'s script (devtools/run-dev.sh): migrations, the stand-in, gunicorn."""
     port, standin_port = free_port(), free_port()
     env = {
         key: value
@@ -43,36 +33,13 @@ def dev_server(tmp_path):
         STANDIN_PORT=str(standin_port),
         DATABASE_URL=f"sqlite:///{tmp_path / 'dev.db'}",
         WEB_CONCURRENCY="1",
-        VENV=str(Path(os.environ.get("VIRTUAL_ENV", ROOT / ".venv"))),
-    )
-    log = (tmp_path / "server.log").open("wb")
-    process = subprocess.Popen(
-        [str(ROOT / "devtools" / "run-dev.sh")],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
+        VENV=str(VENV_BIN.parent),
     )
     base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(150):
-            try:
-                if requests.get(f"{base}/health", timeout=1).ok:
-                    break
-            except requests.RequestException:
-                time.sleep(0.1)
-        else:
-            raise AssertionError("the development server did not start:\n" + _tail(tmp_path))
+    with process(
+        [str(ROOT / "devtools" / "run-dev.sh")], env, tmp_path / "server.log", f"{base}/health"
+    ):
         yield base
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=20)
-        log.close()
-
-
-def _tail(tmp_path) -> str:
-    return (tmp_path / "server.log").read_text(errors="replace")[-3000:]
 
 
 def join(base: str, user: int, giveaway_id: int = 1) -> dict:

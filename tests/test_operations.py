@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import socket
 import subprocess
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -15,8 +12,7 @@ import requests
 
 from tests.conftest import ADMIN, BOT, GIVEAWAY, test_env
 from tests.factories import add_entries
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.servers import ROOT, VENV_BIN, free_port, gunicorn
 
 
 def test_metrics_need_the_metrics_scope_unless_opened(make_app):
@@ -35,7 +31,9 @@ def metric(text: str, name: str, **labels) -> float:
     wanted = ",".join(f'{k}="{v}"' for k, v in labels.items())
     total = 0.0
     for line in text.splitlines():
-        if (line.startswith(name + "{") and all(part in line for part in wanted.split(",") if part)) or (line.startswith(name + " ") and not labels):
+        if (
+            line.startswith(name + "{") and all(part in line for part in wanted.split(",") if part)
+        ) or (line.startswith(name + " ") and not labels):
             total += float(line.rsplit(" ", 1)[1])
     return total
 
@@ -97,12 +95,6 @@ def test_giveaway_summary_and_verify_draws_commands(app, peers):
     assert "0 expired" in runner.invoke(args=["clean-captcha"]).output
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def test_gunicorn_refuses_to_start_without_a_required_setting():
     env = {
         "PATH": os.environ["PATH"],
@@ -110,7 +102,7 @@ def test_gunicorn_refuses_to_start_without_a_required_setting():
         "GUNICORN_BIND": f"127.0.0.1:{free_port()}",
     }
     result = subprocess.run(
-        [str(ROOT / ".venv" / "bin" / "gunicorn"), "-c", "gunicorn.conf.py", "app:create_app()"],
+        [str(VENV_BIN / "gunicorn"), "-c", "gunicorn.conf.py", "app:create_app()"],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -139,34 +131,10 @@ def served_per_worker(directory: Path, route: str) -> dict[str, float]:
 
 
 def test_metrics_add_up_across_gunicorn_workers(database_url, tmp_path):
-    port = free_port()
-    env = {
-        **os.environ,
-        **test_env(database_url, METRICS_REQUIRE_AUTH="false", LOG_LEVEL="WARNING"),
-    }
-    env.update(
-        GUNICORN_BIND=f"127.0.0.1:{port}",
-        WEB_CONCURRENCY="2",
-        GUNICORN_THREADS="1",
-        PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "metrics"),
-    )
-    log = (tmp_path / "gunicorn.log").open("wb")
-    server = subprocess.Popen(
-        [str(ROOT / ".venv" / "bin" / "gunicorn"), "-c", "gunicorn.conf.py", "app:create_app()"],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(100):
-            try:
-                requests.get(f"{base}/health", timeout=1)
-                break
-            except requests.RequestException:
-                time.sleep(0.1)
+    env = test_env(database_url, METRICS_REQUIRE_AUTH="false", LOG_LEVEL="WARNING")
+    env.update(WEB_CONCURRENCY="2", GUNICORN_WORKER_CLASS="gthread", GUNICORN_THREADS="1")
+    env["PROMETHEUS_MULTIPROC_DIR"] = str(tmp_path / "metrics")
+    with gunicorn(env, tmp_path) as base:
         sent = 0
         for _ in range(30):  # until both workers have served some (the kernel decides who accepts)
             with ThreadPoolExecutor(max_workers=8) as pool:
@@ -187,10 +155,4 @@ def test_metrics_add_up_across_gunicorn_workers(database_url, tmp_path):
         assert sum(per_worker.values()) == sent
         # Each worker saw only its share; the scrape (served by one worker) reports them all.
         text = requests.get(f"{base}/metrics", timeout=5).text
-        assert (
-            metric(text, "telegive_participant_http_requests_total", route="/health/live") == sent
-        )
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)
-        log.close()
+    assert metric(text, "telegive_participant_http_requests_total", route="/health/live") == sent

@@ -2,8 +2,10 @@
 
 Every call has an explicit (connect, read) timeout, sends ``X-Service-Name`` and the request id,
 and turns every transport failure, 5xx and unreadable body into ``UpstreamUnavailable``. Callers
-interpret the remaining statuses themselves. Outgoing calls must never be made while a database
-transaction is open: services call these between their transactions.
+interpret the remaining statuses themselves. A peer that keeps failing is not called for a while
+(a circuit breaker per peer), so a dead sibling cannot hold every worker for its full timeout.
+Outgoing calls must never be made while a database transaction is open: services call these
+between their transactions.
 """
 
 from __future__ import annotations
@@ -16,13 +18,17 @@ from dataclasses import dataclass
 from typing import Any
 
 import requests
+from flask import Flask, current_app
 from requests.adapters import HTTPAdapter
 
+from config import Settings
 from services.errors import UpstreamUnavailable
+from utils.circuit import CircuitBreaker
 from utils.metrics import OUTGOING_LATENCY, OUTGOING_REQUESTS
 from utils.request_context import current_request_id
 
 SERVICE_NAME = "telegive-participant"
+PEERS = ("giveaway", "channel", "auth", "telegram")
 log = logging.getLogger("telegive.outgoing")
 
 _sessions: dict[int, requests.Session] = {}
@@ -46,6 +52,17 @@ def _session() -> requests.Session:
     return session
 
 
+def init_app(app: Flask, settings: Settings) -> None:
+    """One circuit breaker per peer for this application."""
+    app.extensions["telegive.breakers"] = {
+        peer: CircuitBreaker(settings.circuit_failures, settings.circuit_cooldown) for peer in PEERS
+    }
+
+
+def _breaker(peer: str) -> CircuitBreaker:
+    return current_app.extensions["telegive.breakers"][peer]
+
+
 @dataclass(frozen=True)
 class PeerResponse:
     """A peer's answer that was readable: its status and JSON object body."""
@@ -62,7 +79,6 @@ def get_json(
     params: dict[str, Any] | None = None,
     headers: dict[str, str] | None = None,
     log_path: str | None = None,
-    accept_5xx_body: bool = False,
 ) -> PeerResponse:
     """GET a JSON object from a peer; raise UpstreamUnavailable when no usable answer comes back.
 
@@ -75,6 +91,11 @@ def get_json(
     if headers:
         sent_headers.update(headers)
     shown = log_path or url
+    breaker = _breaker(peer)
+    wait = breaker.wait_time()
+    if wait is not None:
+        OUTGOING_REQUESTS.labels(peer, "circuit_open").inc()
+        raise UpstreamUnavailable(peer, "circuit_open", retry_after=wait)
     started = time.perf_counter()
     outcome = "error"
     try:
@@ -86,7 +107,7 @@ def get_json(
         except requests.RequestException:
             outcome = "connection_error"
             raise UpstreamUnavailable(peer, "connection_error") from None
-        if response.status_code >= 500 and not accept_5xx_body:
+        if response.status_code >= 500:
             outcome = f"http_{response.status_code}"
             raise UpstreamUnavailable(peer, f"http_{response.status_code}")
         try:
@@ -98,7 +119,11 @@ def get_json(
             outcome = "malformed_body"
             raise UpstreamUnavailable(peer, "malformed_body")
         outcome = f"http_{response.status_code}"
+        breaker.succeeded()
         return PeerResponse(status=response.status_code, body=body)
+    except UpstreamUnavailable:
+        breaker.failed()
+        raise
     finally:
         elapsed = time.perf_counter() - started
         OUTGOING_REQUESTS.labels(peer, outcome).inc()

@@ -150,3 +150,20 @@ def test_no_log_line_ever_holds_a_bot_token(capsys, make_app, peers):
     assert "getChatMember" in output  # the calls were logged...
     assert BOT_TOKEN not in output  # ...without the token
     assert BOT_TOKEN.split(":")[1] not in output
+
+
+def test_a_peer_that_keeps_failing_is_not_called_for_a_while(make_app, peers):
+    app = make_app(UPSTREAM_CIRCUIT_FAILURES="3", UPSTREAM_CIRCUIT_COOLDOWN_SECONDS="30")
+    peers.mock.get(f"{GIVEAWAY_URL}/api/giveaways/1", body=requests.ConnectTimeout())
+    client = app.test_client()
+    answers = [
+        client.post(
+            "/api/participants/register", json={"giveaway_id": 1, "user_id": 5}, headers=BOT
+        )
+        for _ in range(6)
+    ]
+    assert [a.status_code for a in answers] == [503] * 6
+    assert peers.calls_to(GIVEAWAY_URL) == 3  # the last three failed fast, without a call
+    last = answers[-1].get_json()
+    assert last["details"] == {"peer": "giveaway", "reason": "circuit_open"}
+    assert 1 <= last["retry_after"] <= 30
