@@ -4,7 +4,7 @@ PYTHON ?= python3
 BIN := $(VENV)/bin
 DEPS := $(VENV)/.deps-installed
 
-.PHONY: install run test lint format migrate standin demo clean
+.PHONY: install run test lint format migrate standin demo load chaos clean
 
 $(DEPS): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -38,3 +38,9 @@ clean:
 
 demo: $(DEPS)  ## a scripted giveaway on the defaults and the stand-in, verified at the end
 	VENV=$(VENV) $(BIN)/python devtools/demo.py
+
+load: $(DEPS)  ## minutes of mixed traffic on two instances, then integrity checks (private PostgreSQL/Redis)
+	$(BIN)/python devtools/load.py $(LOAD_ARGS)
+
+chaos: $(DEPS)  ## PostgreSQL and Redis stopped and restarted under load (private servers), then integrity checks
+	$(BIN)/python devtools/chaos.py $(CHAOS_ARGS)

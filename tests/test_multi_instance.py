@@ -219,4 +219,14 @@ def test_health_stays_fast_while_a_sibling_hangs(database_url, tmp_path):
             connection.close()
         hanging.close()
     assert {answer.status_code for answer in answers} == {503}
+    # Each answer came within the configured timeout (2 s read + 1 s connect), most much sooner:
+    # once a worker has seen the sibling fail five times its circuit opens and calls fail at once.
+    assert max(answer.elapsed.total_seconds() for answer in answers) < 3.5
     assert max(latencies) < 0.1, latencies
+    for table in (
+        "participant_entries",
+        "participant_captcha_challenges",
+        "participant_audit_events",
+        "participant_users",
+    ):
+        assert count_rows(database_url, f"SELECT count(*) FROM {table}") == 0, table
