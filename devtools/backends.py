@@ -239,9 +239,9 @@ def instance(env: dict[str, str], workdir: Path, name: str):
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     full = {
+        "PROMETHEUS_MULTIPROC_DIR": str(workdir / f"{name}-metrics"),
         **env,
         "GUNICORN_BIND": f"127.0.0.1:{port}",
-        "PROMETHEUS_MULTIPROC_DIR": str(workdir / f"{name}-metrics"),
     }
     command = [str(VENV_BIN / "gunicorn"), "-c", "gunicorn.conf.py", "app:create_app()"]
     with running(command, full, workdir / f"{name}.log", f"{base}/health"):

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import re
 import sys
 import tempfile
 import threading
@@ -42,15 +41,9 @@ from devtools.backends import (
     service_env,
     standin,
 )
+from utils.captcha import solve_question
 
 BOT = {"X-Service-Token": TOKENS["bot"]}
-
-
-def solve(question: str) -> int:
-    left, operation, right = re.match(r"^What is (\d+) ([+\-×]) (\d+)\?$", question).groups()
-    return {"+": int(left) + int(right), "-": int(left) - int(right), "×": int(left) * int(right)}[
-        operation
-    ]
 
 
 class Traffic:
@@ -121,7 +114,7 @@ class Traffic:
                         {
                             "giveaway_id": giveaway,
                             "user_id": user,
-                            "answer": solve(result["captcha_question"]),
+                            "answer": solve_question(result["captcha_question"]),
                         },
                     )
                     if result.get("captcha_completed"):
@@ -304,7 +297,9 @@ def main() -> int:
         for thread in workers:
             thread.join(timeout=30)
         figures["phases"] = summarise(traffic.observations)
-        figures["integrity_problems"], figures["entries"] = integrity(postgres.url, traffic.confirmed)
+        figures["integrity_problems"], figures["entries"] = integrity(
+            postgres.url, traffic.confirmed
+        )
         figures["confirmed_participations"] = len(traffic.confirmed)
 
     print(json.dumps(figures, indent=2))

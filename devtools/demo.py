@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import signal
 import socket
 import subprocess
@@ -24,6 +23,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import requests
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from utils.captcha import solve_question
 
 ROOT = Path(__file__).resolve().parent.parent
 USERS = 300
@@ -39,13 +42,6 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
-
-
-def solve(question: str) -> int:
-    left, operation, right = re.match(r"^What is (\d+) ([+\-×]) (\d+)\?$", question).groups()
-    return {"+": int(left) + int(right), "-": int(left) - int(right), "×": int(left) * int(right)}[
-        operation
-    ]
 
 
 class Demo:
@@ -77,7 +73,7 @@ class Demo:
                 {
                     "user_id": user_id,
                     "giveaway_id": GIVEAWAY,
-                    "answer": solve(question) + 100 + attempt,
+                    "answer": solve_question(question) + 100 + attempt,
                 },
             )
             self.wrong_answers += 1
@@ -86,7 +82,7 @@ class Demo:
             question = result.get("new_question") or question
         result = self.post(
             "/api/participants/validate-captcha",
-            {"user_id": user_id, "giveaway_id": GIVEAWAY, "answer": solve(question)},
+            {"user_id": user_id, "giveaway_id": GIVEAWAY, "answer": solve_question(question)},
         )
         if result.get("success") and result.get("captcha_completed"):
             return "entered"

@@ -17,7 +17,6 @@ import argparse
 import json
 import multiprocessing
 import random
-import re
 import sys
 import tempfile
 import time
@@ -40,19 +39,13 @@ from devtools.backends import (
     standin,
 )
 from utils import draw as algorithm
+from utils.captcha import solve_question
 
 BOT = {"X-Service-Token": TOKENS["bot"]}
 GIVEAWAY = {"X-Service-Token": TOKENS["giveaway"]}
 DASHBOARD = {"X-Service-Token": TOKENS["dashboard"]}
 # Answers a caller may legitimately get; anything else counts as an error.
 EXPECTED_REFUSALS = {"USER_NOT_SUBSCRIBED", "GIVEAWAY_NOT_ACTIVE", "CAPTCHA_LOCKED"}
-
-
-def solve(question: str) -> int:
-    left, operation, right = re.match(r"^What is (\d+) ([+\-×]) (\d+)\?$", question).groups()
-    return {"+": int(left) + int(right), "-": int(left) - int(right), "×": int(left) * int(right)}[
-        operation
-    ]
 
 
 class Client:
@@ -132,7 +125,7 @@ class Client:
             "POST",
             "/api/participants/validate-captcha",
             BOT,
-            {"giveaway_id": giveaway, "user_id": user, "answer": solve(question)},
+            {"giveaway_id": giveaway, "user_id": user, "answer": solve_question(question)},
         )
         if answer.get("captcha_completed"):
             self.passed.append(user)

@@ -4,19 +4,12 @@ walking a user through register → captcha → answer → entry over HTTP."""
 from __future__ import annotations
 
 import os
-import re
 
 import pytest
 import requests
 
-from tests.servers import ROOT, VENV_BIN, free_port, process
-
-
-def solve(question: str) -> int:
-    left, operation, right = re.match(r"^What is (\d+) ([+\-×]) (\d+)\?$", question).groups()
-    return {"+": int(left) + int(right), "-": int(left) - int(right), "×": int(left) * int(right)}[
-        operation
-    ]
+from tests.servers import ROOT, VENV_BIN, free_port, running
+from utils.captcha import solve_question
 
 
 @pytest.fixture
@@ -36,7 +29,7 @@ def dev_server(tmp_path):
         VENV=str(VENV_BIN.parent),
     )
     base = f"http://127.0.0.1:{port}"
-    with process(
+    with running(
         [str(ROOT / "devtools" / "run-dev.sh")], env, tmp_path / "server.log", f"{base}/health"
     ):
         yield base
@@ -57,7 +50,7 @@ def join(base: str, user: int, giveaway_id: int = 1) -> dict:
         json={
             "user_id": user,
             "giveaway_id": giveaway_id,
-            "answer": solve(challenge["captcha_question"]),
+            "answer": solve_question(challenge["captcha_question"]),
         },
         timeout=10,
     ).json()

@@ -14,17 +14,17 @@ from sqlalchemy import create_engine, text
 
 from tests.conftest import BOT, GIVEAWAY, test_env, wipe
 from tests.factories import add_entries
-from tests.servers import gunicorn, standin
+from tests.servers import STANDIN_SECRET, gunicorn, standin
+from utils.captcha import solve_question
 
 pytestmark = pytest.mark.postgres
-SECRET = "standin-secret-for-the-tests-0001"
 USER = 8_000_000_001  # ends in 1: the stand-in says "member"
 
 
 @pytest.fixture
 def instances(database_url, redis_url, tmp_path):
     """Two instances of the service, and a function spreading calls over both."""
-    with standin(tmp_path, SECRET) as siblings:
+    with standin(tmp_path) as siblings:
         env = test_env(
             database_url,
             APP_ENV="test",
@@ -32,7 +32,7 @@ def instances(database_url, redis_url, tmp_path):
             TELEGIVE_CHANNEL_URL=siblings,
             TELEGIVE_AUTH_URL=siblings,
             TELEGRAM_API_BASE=siblings,
-            SERVICE_TO_SERVICE_SECRET=SECRET,
+            SERVICE_TO_SERVICE_SECRET=STANDIN_SECRET,
             LOG_LEVEL="WARNING",
             WEB_CONCURRENCY="2",
         )
@@ -55,13 +55,6 @@ def spread(bases, count, method, path, **kwargs):
         return list(pool.map(one, range(count)))
 
 
-def solve(question: str) -> int:
-    left, operation, right = question.removeprefix("What is ").removesuffix("?").split(" ")
-    return {"+": int(left) + int(right), "-": int(left) - int(right), "×": int(left) * int(right)}[
-        operation
-    ]
-
-
 def count_rows(database_url, sql):
     engine = create_engine(database_url)
     with engine.connect() as connection:
@@ -79,7 +72,11 @@ def test_parallel_registrations_of_one_user_leave_one_entry(instances, database_
     ).json()
     requests.post(
         f"{instances[1]}/api/participants/validate-captcha",
-        json={"giveaway_id": 2, "user_id": USER, "answer": solve(first["captcha_question"])},
+        json={
+            "giveaway_id": 2,
+            "user_id": USER,
+            "answer": solve_question(first["captcha_question"]),
+        },
         headers=BOT,
         timeout=10,
     )

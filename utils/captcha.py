@@ -127,6 +127,18 @@ def generate_question() -> tuple[str, int]:
     return f"What is {left} {operation} {right}?", answer
 
 
+_QUESTION_PATTERN = re.compile(r"^What is (\d+) ([+\-×]) (\d+)\?$")
+
+
+def solve_question(question: str) -> int:
+    """The answer to a question of ``generate_question`` (what a human reader works out)."""
+    match = _QUESTION_PATTERN.match(question)
+    if match is None:
+        raise ValueError(f"not a captcha question: {question!r}")
+    left, operation, right = int(match[1]), match[2], int(match[3])
+    return {"+": left + right, "-": left - right, "×": left * right}[operation]
+
+
 def parse_answer(raw: object) -> int | None:
     """An answer as an integer: ``7``, ``"7"`` and ``" 7 "`` are the same; anything else is None."""
     if isinstance(raw, bool):
