@@ -4,7 +4,7 @@ PYTHON ?= python3
 BIN := $(VENV)/bin
 DEPS := $(VENV)/.deps-installed
 
-.PHONY: install run test lint format migrate standin demo load chaos clean
+.PHONY: install run test lint format migrate standin demo load chaos fuzz clean
 
 $(DEPS): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -44,3 +44,7 @@ load: $(DEPS)  ## minutes of mixed traffic on two instances, then integrity chec
 
 chaos: $(DEPS)  ## PostgreSQL and Redis stopped and restarted under load (private servers), then integrity checks
 	$(BIN)/python devtools/chaos.py $(CHAOS_ARGS)
+
+FUZZ_ARGS ?= --examples 200
+fuzz: $(DEPS)  ## schemathesis on every operation (FUZZ_ARGS: --strict, --url URL --token T, --database-url, --redis)
+	$(BIN)/python devtools/fuzz.py $(FUZZ_ARGS)

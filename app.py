@@ -87,7 +87,12 @@ def configure(app: APIFlask, settings: Settings) -> None:
 
 
 def complete_spec(spec: dict) -> dict:
-    """OpenAPI spec processor: integer path ids, and the schemas of streamed responses."""
+    """OpenAPI spec processor: integer path ids, the schemas of streamed responses, and request
+    bodies marked required (every operation that takes one refuses to go without it)."""
+    for operations in spec.get("paths", {}).values():
+        for operation in operations.values():
+            if "requestBody" in operation:
+                operation["requestBody"]["required"] = True
     return add_documented_schemas(document_id_parameters(spec))
 
 

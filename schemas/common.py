@@ -14,7 +14,7 @@ from pydantic import (
     PlainSerializer,
 )
 
-from utils.timeutil import isoformat
+from utils.timeutil import as_utc, isoformat
 
 MAX_ID = 2**63 - 1
 
@@ -31,10 +31,32 @@ def _reject_nul(value: str | None) -> str | None:
     return value
 
 
+def _utc_instant(value: object) -> object:
+    """ISO 8601 text (or a datetime) only: a bare number is not read as a Unix time."""
+    if not isinstance(value, str | datetime):
+        raise ValueError("must be an ISO 8601 date-time, such as 2026-11-26T10:15:00Z")
+    return value
+
+
+def _as_utc_in_range(value: datetime) -> datetime:
+    try:
+        return as_utc(value)
+    except OverflowError:
+        raise ValueError("is out of range once converted to UTC") from None
+
+
+# Field first: its bounds then appear in the OpenAPI document as minimum/maximum.
 TelegramId = Annotated[
     int,
-    BeforeValidator(_reject_bool),
     Field(ge=1, le=MAX_ID, description="A positive 64-bit integer id."),
+    BeforeValidator(_reject_bool),
+]
+# An incoming instant: ISO 8601 text; without an offset it is read as UTC.
+UTCInstant = Annotated[
+    datetime,
+    Field(description="ISO 8601; without an offset it is read as UTC."),
+    BeforeValidator(_utc_instant),
+    AfterValidator(_as_utc_in_range),
 ]
 # ISO 8601 with an explicit "+00:00" offset (contract §1), which every ISO parser reads.
 Timestamp = Annotated[datetime, PlainSerializer(isoformat, return_type=str, when_used="json")]
@@ -47,8 +69,24 @@ class InputModel(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
 
+def _every_field_required(schema: dict[str, Any]) -> None:
+    schema["required"] = list(schema.get("properties", {}))
+
+
+class OutputModel(BaseModel):
+    """Response bodies: every field is always sent (null when empty), so the document says so."""
+
+    model_config = ConfigDict(json_schema_extra=_every_field_required)
+
+
+def _envelope_required(schema: dict[str, Any]) -> None:
+    schema["required"] = ["success", "error", "error_code"]
+
+
 class ErrorOut(BaseModel):
     """The contract's error envelope."""
+
+    model_config = ConfigDict(json_schema_extra=_envelope_required)
 
     success: Literal[False] = False
     error: str = Field(description="A sentence a person can read.")

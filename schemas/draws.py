@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
-from schemas.common import InputModel, Timestamp
+from schemas.common import InputModel, OutputModel, Timestamp
 
 
 class SelectWinnersIn(InputModel):
@@ -14,6 +14,14 @@ class SelectWinnersIn(InputModel):
 
 
 class RerollIn(InputModel):
+    model_config = ConfigDict(
+        extra="ignore",
+        json_schema_extra={
+            "oneOf": [{"required": ["replace_user_id"]}, {"required": ["add_count"]}],
+            "description": "Exactly one of replace_user_id and add_count.",
+        },
+    )
+
     replace_user_id: int | None = Field(
         default=None, ge=1, le=2**63 - 1, description="The winner to replace (loses the win)."
     )
@@ -34,7 +42,7 @@ class RerollIn(InputModel):
         return self
 
 
-class WinnerOut(BaseModel):
+class WinnerOut(OutputModel):
     user_id: int
     participant_id: int
     username: str | None = None
@@ -44,7 +52,7 @@ class WinnerOut(BaseModel):
     winner_selected_at: Timestamp | None = None
 
 
-class SelectWinnersOut(BaseModel):
+class SelectWinnersOut(OutputModel):
     success: bool = True
     giveaway_id: int
     already_drawn: bool
@@ -56,7 +64,7 @@ class SelectWinnersOut(BaseModel):
     draw: dict[str, Any] = Field(description="The published draw record (see utils/draw.py).")
 
 
-class RerollOut(BaseModel):
+class RerollOut(OutputModel):
     success: bool = True
     giveaway_id: int
     already_done: bool
@@ -67,7 +75,7 @@ class RerollOut(BaseModel):
     draw: dict[str, Any]
 
 
-class WinnersOut(BaseModel):
+class WinnersOut(OutputModel):
     success: bool = True
     giveaway_id: int
     drawn: bool
@@ -75,7 +83,7 @@ class WinnersOut(BaseModel):
     total_winners: int
 
 
-class WinnerStatusOut(BaseModel):
+class WinnerStatusOut(OutputModel):
     success: bool = True
     user_id: int
     giveaway_id: int
@@ -86,7 +94,7 @@ class WinnerStatusOut(BaseModel):
     total_winners: int
 
 
-class DrawDocumentOut(BaseModel):
+class DrawDocumentOut(OutputModel):
     success: bool = True
     giveaway_id: int
     drawn: bool

@@ -2,23 +2,23 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel
+from schemas.common import OutputModel
 
 
-class HealthOut(BaseModel):
+class HealthOut(OutputModel):
     success: bool = True
     status: str
     service: str = "telegive-participant"
     version: str
 
 
-class CheckOut(BaseModel):
+class CheckOut(OutputModel):
     ok: bool
     detail: str
     duration_ms: float
 
 
-class ReadyOut(BaseModel):
+class ReadyOut(OutputModel):
     success: bool
     status: str
     checks: dict[str, CheckOut]

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import Field
 
-from schemas.common import InputModel, TelegramId, Timestamp
+from schemas.common import InputModel, OutputModel, TelegramId, Timestamp, UTCInstant
 from services.audit import EventType
-from utils.timeutil import as_utc
 
 GIVEAWAY_LIST_MAX = 1_000_000
 DASHBOARD_LIST_MAX = 1_000
@@ -30,7 +28,7 @@ class DashboardListQuery(GiveawayListQuery):
     limit: int = Field(default=50, ge=1, le=DASHBOARD_LIST_MAX)
 
 
-class ParticipantOut(BaseModel):
+class ParticipantOut(OutputModel):
     id: int
     user_id: int
     username: str | None
@@ -45,7 +43,7 @@ class ParticipantOut(BaseModel):
     entry_number: int
 
 
-class GiveawayListOut(BaseModel):
+class GiveawayListOut(OutputModel):
     success: bool = True
     giveaway_id: int
     total: int
@@ -56,7 +54,7 @@ class GiveawayListOut(BaseModel):
     participants: list[ParticipantOut]
 
 
-class ListStats(BaseModel):
+class ListStats(OutputModel):
     total: int
     captcha_completed: int
     captcha_pending: int
@@ -67,14 +65,14 @@ class DashboardListOut(GiveawayListOut):
     stats: ListStats
 
 
-class CountOut(BaseModel):
+class CountOut(OutputModel):
     success: bool = True
     giveaway_id: int
     count: int
     total_participants: int
 
 
-class StatsBody(BaseModel):
+class StatsBody(OutputModel):
     total_participants: int
     captcha_completed_participants: int
     active_participants: int
@@ -87,7 +85,7 @@ class StatsBody(BaseModel):
     drawn: bool
 
 
-class StatsOut(BaseModel):
+class StatsOut(OutputModel):
     success: bool = True
     giveaway_id: int
     stats: StatsBody
@@ -98,7 +96,7 @@ class HistoryQuery(InputModel):
     cursor: str | None = Field(default=None, max_length=512)
 
 
-class UserStatsOut(BaseModel):
+class UserStatsOut(OutputModel):
     user_id: int
     captcha_completed: bool
     captcha_completed_at: Timestamp | None
@@ -108,7 +106,7 @@ class UserStatsOut(BaseModel):
     last_participation_at: Timestamp | None
 
 
-class ParticipationOut(BaseModel):
+class ParticipationOut(OutputModel):
     participant_id: int
     giveaway_id: int
     participated_at: Timestamp
@@ -118,7 +116,7 @@ class ParticipationOut(BaseModel):
     status: str
 
 
-class HistoryOut(BaseModel):
+class HistoryOut(OutputModel):
     success: bool = True
     user_stats: UserStatsOut
     participations: list[ParticipationOut]
@@ -128,18 +126,16 @@ class HistoryOut(BaseModel):
 class DeliveryIn(InputModel):
     participant_ids: list[TelegramId] = Field(min_length=1, max_length=10_000)
     delivered: bool
-    delivery_timestamp: datetime | None = Field(
-        default=None, description="ISO 8601; without an offset it is read as UTC."
-    )
+    delivery_timestamp: UTCInstant | None = None
 
 
-class FailedUpdate(BaseModel):
+class FailedUpdate(OutputModel):
     participant_id: int
     error_code: str
     error: str
 
 
-class DeliveryOut(BaseModel):
+class DeliveryOut(OutputModel):
     success: bool = True
     updated_count: int
     updated_ids: list[int]
@@ -151,18 +147,13 @@ class AuditQuery(InputModel):
     giveaway_id: TelegramId | None = None
     user_id: TelegramId | None = None
     event_type: EventType | None = None
-    since: datetime | None = Field(default=None, description="ISO 8601; without offset: UTC.")
-    until: datetime | None = None
+    since: UTCInstant | None = None
+    until: UTCInstant | None = None
     limit: int = Field(default=100, ge=1, le=500)
     cursor: str | None = Field(default=None, max_length=512)
 
-    @field_validator("since", "until")
-    @classmethod
-    def utc(cls, value: datetime | None) -> datetime | None:
-        return None if value is None else as_utc(value)
 
-
-class AuditEventOut(BaseModel):
+class AuditEventOut(OutputModel):
     id: int
     occurred_at: Timestamp
     event_type: str
@@ -173,7 +164,7 @@ class AuditEventOut(BaseModel):
     facts: dict[str, Any]
 
 
-class AuditOut(BaseModel):
+class AuditOut(OutputModel):
     success: bool = True
     events: list[AuditEventOut]
     next_cursor: str | None

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, Field
+from pydantic import BeforeValidator, Field
 
-from schemas.common import InputModel, Name, TelegramId, Timestamp
+from schemas.common import InputModel, Name, OutputModel, TelegramId, Timestamp
 from utils.captcha import parse_answer
 
 
@@ -18,7 +18,7 @@ class RegisterIn(InputModel):
     last_name: Name = None
 
 
-class RegisterOut(BaseModel):
+class RegisterOut(OutputModel):
     success: bool = True
     requires_captcha: bool
     participant_id: int | None = None
@@ -51,7 +51,7 @@ class CaptchaAnswerIn(InputModel):
     )
 
 
-class CaptchaAnswerOut(BaseModel):
+class CaptchaAnswerOut(OutputModel):
     success: bool = True
     captcha_completed: bool
     participant_id: int | None = None
@@ -63,7 +63,7 @@ class CaptchaAnswerOut(BaseModel):
     message: str
 
 
-class CaptchaStatusOut(BaseModel):
+class CaptchaStatusOut(OutputModel):
     success: bool = True
     user_id: int
     captcha_completed: bool
@@ -79,13 +79,13 @@ class VerifySubscriptionIn(InputModel):
     account_id: TelegramId
 
 
-class ChannelInfo(BaseModel):
+class ChannelInfo(OutputModel):
     channel_id: int
     channel_username: str | None = None
     channel_title: str | None = None
 
 
-class VerifySubscriptionOut(BaseModel):
+class VerifySubscriptionOut(OutputModel):
     success: bool = True
     user_id: int
     account_id: int

@@ -90,8 +90,9 @@ def list_events(*, where: AuditFilter, limit: int, cursor: str | None = None) ->
     if cursor:
         try:
             (before,) = decode_cursor(cursor, AUDIT_CURSOR, 1)
-            before = int(before)
-        except (InvalidCursor, TypeError, ValueError):
+            if type(before) is not int or not 1 <= before <= 2**63 - 1:
+                raise ValueError("id out of range")
+        except (InvalidCursor, ValueError):
             raise ValidationFailed(
                 "Invalid input: check cursor.", details={"cursor": "not a cursor of this list"}
             ) from None

@@ -11,6 +11,7 @@ from models import Participant, ParticipantUser
 from services.errors import ValidationFailed
 from services.transaction import read_only
 from utils.cursors import InvalidCursor, decode_cursor, encode_cursor
+from utils.timeutil import as_utc
 
 
 @dataclass(frozen=True)
@@ -126,8 +127,10 @@ def participations(*, user_id: int, limit: int, cursor: str | None = None) -> Hi
 def _position(cursor: str) -> tuple[datetime, int]:
     try:
         moment, last_id = decode_cursor(cursor, HISTORY_CURSOR, 2)
-        return datetime.fromisoformat(moment), int(last_id)
-    except (InvalidCursor, TypeError, ValueError):
+        if type(last_id) is not int or not 1 <= last_id <= 2**63 - 1:
+            raise ValueError("id out of range")
+        return as_utc(datetime.fromisoformat(moment)), last_id
+    except (InvalidCursor, TypeError, ValueError, OverflowError):
         raise ValidationFailed(
             "Invalid input: check cursor.", details={"cursor": "not a cursor of this list"}
         ) from None

@@ -24,6 +24,7 @@ from utils.cursors import InvalidCursor, decode_cursor, encode_cursor
 from utils.timeutil import isoformat
 
 CHUNK_ROWS = 5_000
+MAX_POSITION = 2**63 - 1
 CURSOR_KIND = "entries"
 
 _COLUMNS = (
@@ -137,7 +138,7 @@ def list_page(*, giveaway_id: int, page: int, limit: int, cursor: str | None = N
             raise ValidationFailed(
                 "Invalid input: check cursor.", details={"cursor": "not a cursor of this list"}
             ) from None
-        if not isinstance(after, int) or after < 0:
+        if type(after) is not int or not 0 <= after <= MAX_POSITION - limit:
             raise ValidationFailed("Invalid input: check cursor.", details={"cursor": "malformed"})
         page_number = None
     else:

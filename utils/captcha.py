@@ -108,7 +108,7 @@ class Decision:
 
 
 _OPERATIONS = ("+", "-", "×")
-_ANSWER_PATTERN = re.compile(r"^[+-]?\d{1,9}$")
+_ANSWER_PATTERN = re.compile(r"^[+-]?[0-9]{1,9}$")
 
 
 def generate_question() -> tuple[str, int]:
