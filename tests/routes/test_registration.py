@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import csv
+import io
+import json
+
 import pytest
 import requests
 from sqlalchemy import func, select
@@ -9,7 +13,7 @@ from sqlalchemy import func, select
 from extensions import db
 from models import AuditEvent, CaptchaChallenge, Participant, ParticipantUser
 from services import captcha
-from tests.conftest import BOT, BOT_TOKEN, TELEGRAM_URL
+from tests.conftest import ADMIN, BOT, BOT_TOKEN, TELEGRAM_URL
 
 USER = 5_000_000_001  # above 2^32, as real Telegram ids are
 
@@ -492,14 +496,25 @@ def test_a_non_numeric_answer_is_a_400_and_uses_no_attempt(app, client, peers, v
         assert captcha.captcha_store().load(USER).attempts_used == 0
 
 
-def test_names_with_sql_html_and_control_characters_are_stored_as_data(app, client, peers):
+def test_names_with_sql_html_and_control_characters_are_stored_and_returned_as_data(
+    app, client, peers
+):
     peers.standard()
     names = {
         "username": "'; DROP TABLE participant_entries; --",
-        "first_name": "<script>alert(1)</script>",
-        "last_name": "tab\there\u202eevil",
+        "first_name": "<script>alert(1)</script>\x07\x1b[31m",
+        "last_name": "tab\there\u202eevil\r\nX-Injected: yes",
     }
     register(client, **names)
     answer(client, current_answer(app))
     [entry] = entries(app)
     assert (entry.username, entry.first_name, entry.last_name) == tuple(names.values())
+    listed = client.get("/api/participants/list/1", headers=ADMIN)
+    assert listed.mimetype == "application/json"
+    [row] = json.loads(listed.get_data())["participants"]
+    assert (row["username"], row["first_name"], row["last_name"]) == tuple(names.values())
+    assert "X-Injected" not in listed.headers
+    exported = client.get("/api/participants/export/1", headers=ADMIN).get_data(as_text=True)
+    [record] = list(csv.DictReader(io.StringIO(exported)))
+    assert (record["username"], record["first_name"]) == (names["username"], names["first_name"])
+    assert record["last_name"] == names["last_name"]
