@@ -4,7 +4,7 @@ PYTHON ?= python3
 BIN := $(VENV)/bin
 DEPS := $(VENV)/.deps-installed
 
-.PHONY: install run test lint format migrate standin demo load chaos fuzz clean
+.PHONY: install run test lint format migrate standin demo load chaos fuzz bench bench-smoke clean
 
 $(DEPS): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -48,3 +48,11 @@ chaos: $(DEPS)  ## PostgreSQL and Redis stopped and restarted under load (privat
 FUZZ_ARGS ?= --examples 200
 fuzz: $(DEPS)  ## schemathesis on every operation (FUZZ_ARGS: --strict, --url URL --token T, --database-url, --redis)
 	$(BIN)/python devtools/fuzz.py $(FUZZ_ARGS)
+
+bench: $(DEPS)  ## benchmarks with targets against the ceiling app: bench/REPORT.md, bench/results.json
+	@command -v wrk >/dev/null || { echo "make bench needs wrk: apt-get install wrk"; exit 1; }
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
+bench-smoke: $(DEPS)  ## every benchmark at tiny scale (< 60 s); fails only if one cannot run
+	@command -v wrk >/dev/null || { echo "make bench-smoke needs wrk: apt-get install wrk"; exit 1; }
+	$(BIN)/python bench/run.py --smoke

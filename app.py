@@ -27,7 +27,7 @@ from routes.converters import (
 from routes.errors import register_error_handlers
 from routes.security import SECURITY_SCHEMES
 from schemas.common import ERROR_SCHEMA, add_documented_schemas
-from services import cache, captcha
+from services import cache, captcha, transaction
 from services.clients import http
 from utils.logs import configure_logging
 from utils.metrics import HTTP_LATENCY, HTTP_REQUESTS
@@ -105,7 +105,8 @@ def engine_options(settings: Settings) -> dict:
         "max_overflow": settings.db_pool_size,
         "pool_timeout": 5,
         "pool_recycle": 1800,
-        "pool_pre_ping": True,
+        # No ping per checkout (a round trip per request): a connection found dead is
+        # invalidated with the rest of the pool, and the request answers 503.
         "connect_args": {
             "connect_timeout": 3,
             "application_name": "telegive-participant",
@@ -129,6 +130,7 @@ def register_extensions(app: APIFlask, settings: Settings) -> None:
         app, db, directory=str(MIGRATIONS_DIR), version_table=VERSION_TABLE, render_as_batch=True
     )
     redis_connection.init_app(app, settings.redis_url)
+    transaction.init_app(app)
     cache.init_app(app)
     captcha.init_app(app, settings)
     http.init_app(app, settings)

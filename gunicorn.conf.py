@@ -21,6 +21,7 @@ if Path(".env").exists():  # local work only; deployments set real environment v
 
     load_dotenv(".env")
 
+_OWN_METRICS_DIR = "PROMETHEUS_MULTIPROC_DIR" not in os.environ
 os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="telegive-metrics-"))
 
 bind = os.environ.get("GUNICORN_BIND", f"0.0.0.0:{os.environ.get('PORT', '8004')}")
@@ -74,6 +75,12 @@ def post_fork(server, worker):
         from psycogreen.gevent import patch_psycopg
 
         patch_psycopg()
+
+
+def on_exit(server):
+    """Remove the samples directory this configuration created for itself."""
+    if _OWN_METRICS_DIR:
+        shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
 
 
 def child_exit(server, worker):

@@ -224,7 +224,7 @@ def check_integrity(
         ).scalar()
         counters = connection.execute(
             text(
-                "SELECT g.giveaway_id, g.entry_count, count(e.id), coalesce(max(e.entry_number), 0), "
+                "SELECT g.giveaway_id, g.entry_count, count(e.entry_number), coalesce(max(e.entry_number), 0), "
                 "count(DISTINCT e.entry_number) FROM participant_giveaways g "
                 "LEFT JOIN participant_entries e ON e.giveaway_id = g.giveaway_id GROUP BY g.giveaway_id, g.entry_count"
             )
@@ -260,7 +260,7 @@ def check_integrity(
     for giveaway_id, counter, count, highest, distinct in counters:
         if not counter == count == highest == distinct:
             problems.append(
-                f"giveaway {giveaway_id}: counter {counter}, rows {count}, numbers up to {highest} ({distinct} distinct)"
+                f"giveaway {giveaway_id}: counter {counter}, numbered rows {count}, numbers up to {highest} ({distinct} distinct)"
             )
     if audited != len(rows):
         problems.append(f"{audited} participation events for {len(rows)} entries")

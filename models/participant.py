@@ -27,6 +27,13 @@ class Participant(Base):
             sqlite_where=text("is_winner"),
         ),
         Index(
+            "ix_participant_entries_unnumbered",
+            "giveaway_id",
+            "id",
+            postgresql_where=text("entry_number IS NULL"),
+            sqlite_where=text("entry_number IS NULL"),
+        ),
+        Index(
             "ix_participant_entries_not_active",
             "giveaway_id",
             postgresql_where=text("status <> 'active'"),
@@ -74,7 +81,8 @@ class ParticipantUser(Base):
 
 
 class GiveawayState(Base):
-    """What this service keeps per giveaway: the entry counter, closure and the draw commitment.
+    """What this service keeps per giveaway: how many entries are numbered, closure, and the
+    draw commitment.
 
     ``next_seed`` stays secret until the draw that uses it reveals it; ``next_commitment`` is its
     SHA-256 and may be published at any time.

@@ -9,8 +9,11 @@ from typing import Any
 from flask import Response, stream_with_context
 
 
-def stream_json(head: dict[str, Any], list_key: str, chunks: Iterator[list[Any]]) -> Response:
-    """``{**head, list_key: [...]}`` with the list streamed; memory stays flat whatever its size."""
+def stream_json(head: dict[str, Any], list_key: str, chunks: Iterator[str]) -> Response:
+    """``{**head, list_key: [...]}`` with the list streamed; memory stays flat whatever its size.
+
+    ``chunks`` are JSON values already joined by commas (without the brackets).
+    """
 
     def generate() -> Iterator[str]:
         opening = json.dumps(head, ensure_ascii=False)[:-1]
@@ -19,8 +22,7 @@ def stream_json(head: dict[str, Any], list_key: str, chunks: Iterator[list[Any]]
         for chunk in chunks:
             if not chunk:
                 continue
-            text = json.dumps(chunk, ensure_ascii=False)[1:-1]
-            yield text if first else "," + text
+            yield chunk if first else "," + chunk
             first = False
         yield "]}"
 

@@ -7,7 +7,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from models import AuditEvent
@@ -40,9 +40,9 @@ def record_event(
     facts: dict[str, Any] | None = None,
     occurred_at: datetime | None = None,
 ) -> None:
-    """Add an event to the session's transaction, with the acting caller and the request id."""
-    session.add(
-        AuditEvent(
+    """Write an event in the session's transaction, with the acting caller and the request id."""
+    session.execute(
+        insert(AuditEvent.__table__).values(
             occurred_at=occurred_at or utcnow(),
             event_type=str(event_type),
             giveaway_id=giveaway_id,

@@ -68,33 +68,55 @@ class MemoryCache:
             self._entries.clear()
 
 
-class RedisCache:
-    """JSON values in Redis under the service's key prefix; errors degrade to a miss."""
+_ABSENT = object()
 
-    def __init__(self, client: redis.Redis) -> None:
+
+class RedisCache:
+    """JSON values in Redis under the service's key prefix; errors degrade to a miss.
+
+    What was read is also kept in process for ``local_seconds`` (found or not), so a burst of
+    requests does not pay one Redis round trip per key per request; other instances see a change
+    at most that much later.
+    """
+
+    def __init__(self, client: redis.Redis, local_seconds: float = 1.0) -> None:
         self._client = client
+        self._local: dict[str, tuple[float, Any]] = {}
+        self._local_seconds = local_seconds
 
     def get(self, key: str) -> Any | None:
+        seen = self._local.get(key)
+        if seen is not None and seen[0] > time.monotonic():
+            return None if seen[1] is _ABSENT else seen[1]
         try:
             raw = self._client.get(KEY_PREFIX + key)
         except redis.RedisError as error:
             log.warning("cache read failed", extra={"error": type(error).__name__})
             return None
-        return None if raw is None else json.loads(raw)
+        value = None if raw is None else json.loads(raw)
+        self._remember(key, _ABSENT if value is None else value)
+        return value
 
     def set(self, key: str, value: Any, ttl: int) -> None:
         if ttl <= 0:
             return
+        self._remember(key, value, min(ttl, self._local_seconds))
         try:
             self._client.set(KEY_PREFIX + key, json.dumps(value), ex=ttl)
         except redis.RedisError as error:
             log.warning("cache write failed", extra={"error": type(error).__name__})
 
     def delete(self, key: str) -> None:
+        self._local.pop(key, None)
         try:
             self._client.delete(KEY_PREFIX + key)
         except redis.RedisError as error:
             log.warning("cache delete failed", extra={"error": type(error).__name__})
+
+    def _remember(self, key: str, value: Any, seconds: float | None = None) -> None:
+        if len(self._local) > 10_000:
+            self._local.clear()
+        self._local[key] = (time.monotonic() + (seconds or self._local_seconds), value)
 
 
 def init_app(app: Flask) -> None:

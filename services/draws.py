@@ -27,7 +27,7 @@ from itertools import islice
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import bindparam, func, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -37,14 +37,15 @@ from services.audit import EventType, record_event
 from services.clients.giveaway import get_giveaway
 from services.commitments import ensure_giveaway_state
 from services.errors import Conflict, NotFound
+from services.numbering import exclude_registrations, number_pending, pending_entries
 from services.subscription import check_subscription
-from services.transaction import read_only, write_transaction
+from services.transaction import read_only, read_snapshot, write_transaction
 from utils import draw as algorithm
 from utils.metrics import DRAWS
 from utils.request_context import current_caller, current_request_id
 from utils.timeutil import isoformat, utcnow
 
-RECHECK_PARALLELISM = 8
+RECHECK_PARALLELISM = 16
 MAX_RECORD_ATTEMPTS = 3
 
 
@@ -145,15 +146,18 @@ def draw_winners(*, giveaway_id: int, winner_count: int) -> DrawOutcome:
     entrants = _load_entrants(giveaway_id)
     recheck = current_settings().draw_recheck_subscription
     winners, skipped = _pick(
-        seed.seed, entrants, winner_count, _rechecker(giveaway_id, seed) if recheck else None
+        seed.seed,
+        entrants.user_ids,
+        winner_count,
+        _rechecker(giveaway_id, seed) if recheck else None,
     )
     plan = _Plan(
         kind="draw",
         seed=seed,
         after_sequence=0,
         previous_hash=algorithm.GENESIS_HASH,
-        entrants_hash=algorithm.entrants_digest(entrants),
-        entrant_count=len(entrants),
+        entrants_hash=entrants.digest,
+        entrant_count=len(entrants.user_ids),
         exclusions=[],
         requested_count=winner_count,
         winners=list(enumerate(winners, start=1)),
@@ -210,6 +214,7 @@ def draw_document(giveaway_id: int) -> dict[str, Any]:
     """What anyone may see: the commitment before the draw, every record after it."""
     with read_only() as session:
         state = session.get(GiveawayState, giveaway_id)
+        entrant_count = (state.entry_count if state else 0) + pending_entries(session, giveaway_id)
         records = session.scalars(
             select(DrawRecord.record)
             .where(DrawRecord.giveaway_id == giveaway_id)
@@ -223,7 +228,7 @@ def draw_document(giveaway_id: int) -> dict[str, Any]:
         "algorithm": algorithm.ALGORITHM,
         "algorithm_version": algorithm.ALGORITHM_VERSION,
         "entries_closed": state.closed_at is not None,
-        "entrant_count": state.entry_count,
+        "entrant_count": entrant_count,
         "commitment": state.next_commitment,
         "committed_at": isoformat(state.committed_at),
     }
@@ -235,7 +240,7 @@ def draw_document(giveaway_id: int) -> dict[str, Any]:
 
 def stream_entrants(giveaway_id: int) -> Iterator[str]:
     """The canonical entrant list, one user id per line, ascending (the draw's input)."""
-    with read_only() as session:
+    with read_snapshot() as session:
         result = session.execute(
             select(Participant.user_id)
             .where(Participant.giveaway_id == giveaway_id)
@@ -323,10 +328,13 @@ def _close_entries(giveaway_id: int) -> _Seed:
     """Stop taking entries (waiting for registrations in flight) and return the committed seed."""
     ensure_giveaway_state(giveaway_id)
     with write_transaction() as session:
+        exclude_registrations(session, giveaway_id)
         state = _lock_state(session, giveaway_id)
         if state.closed_at is None:
             state.closed_at = utcnow()
-        return _seed_of(state)
+        seed = _seed_of(state)
+    number_pending(giveaway_id)  # the list is final now: number it whole for the readers
+    return seed
 
 
 def _lock_state(session: Session, giveaway_id: int) -> GiveawayState:
@@ -347,10 +355,39 @@ def _seed_of(state: GiveawayState) -> _Seed:
     )
 
 
-def _load_entrants(giveaway_id: int) -> array:
-    """Every entrant's user id, ascending, as a compact array (no ORM objects)."""
-    entrants = array("q")
-    with read_only() as session:
+@dataclass(frozen=True)
+class _Entrants:
+    """The canonical entrant list: user ids ascending, and the SHA-256 of its published text."""
+
+    user_ids: array
+    digest: str
+
+
+def _load_entrants(giveaway_id: int) -> _Entrants:
+    """Every entrant's user id, ascending, as a compact array (no Python object per row).
+
+    On PostgreSQL the database writes the published text itself ("<id>\\n" per entrant), a chunk
+    at a time along the (giveaway_id, user_id) index: the text is hashed as it is and parsed once.
+    (COPY would be simpler, but psycopg2 refuses it under gevent's cooperative wait callback.)
+    """
+    with read_snapshot() as session:
+        if session.get_bind().dialect.name == "postgresql":
+            digest = hashlib.sha256()
+            user_ids = array("q")
+            after = 0
+            while True:
+                chunk = session.scalar(
+                    _ENTRANTS_CHUNK,
+                    {"giveaway_id": giveaway_id, "after": after, "rows": ENTRANTS_CHUNK_ROWS},
+                )
+                if not chunk:
+                    break
+                digest.update(chunk.encode("ascii"))
+                numbers = array("q", map(int, chunk.split()))
+                user_ids.extend(numbers)
+                after = numbers[-1]
+            return _Entrants(user_ids=user_ids, digest=digest.hexdigest())
+        user_ids = array("q")
         result = session.execute(
             select(Participant.user_id)
             .where(Participant.giveaway_id == giveaway_id)
@@ -358,8 +395,16 @@ def _load_entrants(giveaway_id: int) -> array:
             .execution_options(stream_results=True, yield_per=65_536)
         )
         for partition in result.scalars().partitions():
-            entrants.extend(partition)
-    return entrants
+            user_ids.extend(partition)
+    return _Entrants(user_ids=user_ids, digest=algorithm.entrants_digest(user_ids))
+
+
+ENTRANTS_CHUNK_ROWS = 200_000
+_ENTRANTS_CHUNK = text(
+    "SELECT string_agg(user_id::text || chr(10), '' ORDER BY user_id) FROM "
+    "(SELECT user_id FROM participant_entries WHERE giveaway_id = :giveaway_id "
+    "AND user_id > :after ORDER BY user_id LIMIT :rows) AS chunk"
+)
 
 
 Recheck = Callable[[list[int]], dict[int, str]]
@@ -368,16 +413,25 @@ Recheck = Callable[[list[int]], dict[int, str]]
 def _pick(
     seed: str, eligible: Sequence[int], count: int, recheck: Recheck | None
 ) -> tuple[list[int], list[dict[str, Any]]]:
-    """Walk the seed's candidate order; candidates the re-check refuses are skipped, in order."""
+    """Walk the seed's candidate order; candidates the re-check refuses are skipped, in order.
+
+    Candidates are re-checked in parallel batches a quarter larger than the winners still needed
+    (some will have left), so a few skips do not cost another round trip to Telegram. Verdicts on
+    candidates beyond the last winner are not used: the result depends only on the order.
+    """
     order = algorithm.candidate_order(seed, len(eligible))
     winners: list[int] = []
     skipped: list[dict[str, Any]] = []
     while len(winners) < count:
-        batch = [eligible[position] for position in islice(order, count - len(winners))]
+        needed = count - len(winners)
+        ahead = needed + (needed + 3) // 4 if recheck is not None else needed
+        batch = [eligible[position] for position in islice(order, ahead)]
         if not batch:
             break
         refused = recheck(batch) if recheck is not None else {}
         for user_id in batch:
+            if len(winners) == count:
+                break
             if user_id in refused:
                 skipped.append(
                     {"user_id": user_id, "reason": "not_subscribed", "status": refused[user_id]}
@@ -442,7 +496,7 @@ def _plan_reroll(
     seed = _seed_of(state)
     entrants = _load_entrants(giveaway_id)
     recheck = current_settings().draw_recheck_subscription
-    eligible = algorithm.eligible_list(entrants, exclusions)
+    eligible = algorithm.eligible_list(entrants.user_ids, exclusions)
     winners, skipped = _pick(
         seed.seed, eligible, count, _rechecker(giveaway_id, seed) if recheck else None
     )
@@ -456,8 +510,8 @@ def _plan_reroll(
         seed=seed,
         after_sequence=last.sequence,
         previous_hash=last.record_hash,
-        entrants_hash=algorithm.entrants_digest(entrants),
-        entrant_count=len(entrants),
+        entrants_hash=entrants.digest,
+        entrant_count=len(entrants.user_ids),
         exclusions=exclusions,
         requested_count=count,
         winners=numbered,
@@ -654,7 +708,7 @@ def _verify_giveaway(giveaway_id: int) -> list[str]:
             "previous_hash"
         ):
             problems.append(f"record {row.sequence}: columns disagree with the stored record")
-    entrants = list(_load_entrants(giveaway_id))
+    entrants = list(_load_entrants(giveaway_id).user_ids)
     for record in records:
         problems += [
             f"record {record['sequence']}: {p}" for p in algorithm.verify_record(record, entrants)

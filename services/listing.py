@@ -8,17 +8,20 @@ cursor in chunks, never loaded whole and never as ORM objects.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
+from extensions import db
 from models import DrawRecord, GiveawayState, Participant
 from services import captcha
 from services.errors import ValidationFailed
-from services.transaction import read_only
+from services.numbering import has_pending, number_pending, pending_entries
+from services.transaction import read_only, read_snapshot
 from utils.csv_export import csv_chunk
 from utils.cursors import InvalidCursor, decode_cursor, encode_cursor
 from utils.timeutil import isoformat
@@ -92,11 +95,11 @@ class Page:
     limit: int
     total_pages: int
     next_cursor: str | None
-    chunks: Iterator[list[dict[str, Any]]]
+    chunks: Iterator[str]  # JSON objects joined by commas
 
 
 def count_participants(giveaway_id: int) -> int:
-    """How many entries the giveaway has (the counter kept in the entries' own transactions)."""
+    """How many entries the giveaway has: those numbered, and the few not numbered yet."""
     with read_only() as session:
         return _entry_count(session, giveaway_id)
 
@@ -130,7 +133,7 @@ def giveaway_stats(giveaway_id: int) -> GiveawayStats:
 
 def list_page(*, giveaway_id: int, page: int, limit: int, cursor: str | None = None) -> Page:
     """Entries ``(page-1)·limit + 1 .. page·limit`` (or after ``cursor``), in entry order."""
-    total = count_participants(giveaway_id)
+    total = _numbered_total(giveaway_id)
     if cursor:
         try:
             (after,) = decode_cursor(cursor, CURSOR_KIND, 1)
@@ -155,9 +158,13 @@ def list_page(*, giveaway_id: int, page: int, limit: int, cursor: str | None = N
     )
 
 
-def _stream_rows(giveaway_id: int, after: int, last: int) -> Iterator[list[dict[str, Any]]]:
+def _stream_rows(giveaway_id: int, after: int, last: int) -> Iterator[str]:
+    """The page's rows as JSON objects joined by commas, one chunk at a time."""
+    if _on_postgres():
+        yield from _postgres_json_chunks(giveaway_id, after, last)
+        return
     for rows in _stream(giveaway_id, after, last):
-        yield [
+        objects = [
             {
                 "id": row[0],
                 "user_id": row[1],
@@ -174,11 +181,16 @@ def _stream_rows(giveaway_id: int, after: int, last: int) -> Iterator[list[dict[
             }
             for row in rows
         ]
+        yield json.dumps(objects, ensure_ascii=False)[1:-1]
 
 
 def export_csv(giveaway_id: int) -> Iterator[str]:
     """Every entry as CSV text, header first, streamed in chunks."""
+    total = _numbered_total(giveaway_id)
     yield csv_chunk([EXPORT_HEADER], text_columns=())
+    if _on_postgres():
+        yield from _postgres_csv_chunks(giveaway_id, total)
+        return
     for rows in _stream(giveaway_id, 0, None):
         yield csv_chunk(
             (
@@ -214,14 +226,93 @@ def _stream(giveaway_id: int, after: int, last: int | None) -> Iterator[list[Any
     )
     if last is not None:
         query = query.where(Participant.entry_number <= last)
-    with read_only() as session:
+    with read_snapshot() as session:
         yield from session.execute(query).partitions()
 
 
+# --- PostgreSQL writes the JSON and the CSV itself: no Python object per row -------------------
+
+_UTC_TEXT = """to_char({} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"')"""
+# A cell a spreadsheet would run as a formula gets a leading quote (utils/csv_export.neutralise).
+_NEUTRALISED = (
+    """CASE WHEN left({0}, 1) IN ('=', '+', '-', '@', chr(9), chr(13), chr(10)) """
+    """THEN chr(39) || {0} ELSE {0} END"""
+)
+# Built from constants only; the values are bound parameters.
+_JSON_CHUNK = text(
+    "SELECT string_agg(json_build_object("  # noqa: S608
+    "'id', id, 'user_id', user_id, 'username', username, 'first_name', first_name, "
+    "'last_name', last_name, 'captcha_completed', true, "
+    f"'participated_at', {_UTC_TEXT.format('participated_at')}, "
+    "'is_winner', is_winner, 'winner_position', winner_position, "
+    f"'winner_selected_at', {_UTC_TEXT.format('winner_selected_at')}, "
+    "'status', status, 'entry_number', entry_number)::text, ',' ORDER BY entry_number) "
+    "FROM participant_entries WHERE giveaway_id = :giveaway_id "
+    "AND entry_number > :after AND entry_number <= :last"
+)
+# A text cell as CSV: quoted, quotes doubled (NULL stays an empty cell).
+_CSV_TEXT = """CASE WHEN {0} IS NULL THEN '' ELSE '"' || replace({0}, '"', '""') || '"' END"""
+_CSV_CHUNK = text(
+    "SELECT string_agg(concat_ws(',', id, user_id, "  # noqa: S608 - constants only
+    f"{_CSV_TEXT.format(_NEUTRALISED.format('username'))}, "
+    f"{_CSV_TEXT.format(_NEUTRALISED.format('first_name'))}, "
+    f"{_CSV_TEXT.format(_NEUTRALISED.format('last_name'))}, 'true', "
+    f"coalesce({_UTC_TEXT.format('participated_at')}, ''), "
+    "CASE WHEN is_winner THEN 'true' ELSE 'false' END, coalesce(winner_position::text, ''), "
+    f"coalesce({_UTC_TEXT.format('winner_selected_at')}, ''), status, entry_number, "
+    "CASE WHEN delivered IS NULL THEN '' WHEN delivered THEN 'true' ELSE 'false' END, "
+    f"coalesce({_UTC_TEXT.format('delivered_at')}, '')) || chr(10), '' ORDER BY entry_number) "
+    "FROM participant_entries WHERE giveaway_id = :giveaway_id "
+    "AND entry_number > :after AND entry_number <= :last"
+)
+COPY_ROWS = 20_000
+
+
+def _on_postgres() -> bool:
+    return db.engine.dialect.name == "postgresql"
+
+
+def _postgres_json_chunks(giveaway_id: int, after: int, last: int) -> Iterator[str]:
+    with read_snapshot() as session:
+        for start in range(after, last, CHUNK_ROWS):
+            chunk = session.scalar(
+                _JSON_CHUNK,
+                {"giveaway_id": giveaway_id, "after": start, "last": min(start + CHUNK_ROWS, last)},
+            )
+            if not chunk:
+                return
+            yield chunk
+
+
+def _postgres_csv_chunks(giveaway_id: int, total: int) -> Iterator[str]:
+    """CSV lines written by PostgreSQL, COPY_ROWS entries at a time (memory stays flat).
+
+    Plain queries rather than COPY, which psycopg2 refuses under gevent's wait callback.
+    """
+    with read_snapshot() as session:
+        for start in range(0, total, COPY_ROWS):
+            last = min(start + COPY_ROWS, total)
+            chunk = session.scalar(
+                _CSV_CHUNK, {"giveaway_id": giveaway_id, "after": start, "last": last}
+            )
+            if chunk:
+                yield chunk
+
+
 def _entry_count(session, giveaway_id: int) -> int:
-    return (
-        session.scalar(
-            select(GiveawayState.entry_count).where(GiveawayState.giveaway_id == giveaway_id)
-        )
-        or 0
+    numbered = session.scalar(
+        select(GiveawayState.entry_count).where(GiveawayState.giveaway_id == giveaway_id)
     )
+    if numbered is None:
+        return 0
+    return numbered + pending_entries(session, giveaway_id)
+
+
+def _numbered_total(giveaway_id: int) -> int:
+    """Number whatever is pending, then the count: a page is then a range of numbers."""
+    with read_only() as session:
+        pending = has_pending(session, giveaway_id)
+    if pending:
+        number_pending(giveaway_id)
+    with read_only() as session:
+        return _entry_count(session, giveaway_id)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, select, update
+from sqlalchemy import and_, select
 
 from models import GiveawayState, Participant, ParticipantUser
 from services import captcha
@@ -19,6 +19,7 @@ from services.audit import EventType, record_event
 from services.clients.giveaway import Giveaway, get_giveaway
 from services.commitments import ensure_giveaway_state
 from services.errors import GiveawayNotActive, NotSubscribed, ServiceError
+from services.numbering import NUMBER_EVERY, hold_entries_open, number_pending
 from services.sql import upsert_insert
 from services.subscription import check_subscription
 from services.transaction import read_only, write_transaction
@@ -211,26 +212,34 @@ def _enter(giveaway: Giveaway, user_id: int, pending: PendingRegistration) -> En
         ensure_giveaway_state(giveaway.id, account_id=giveaway.account_id, force=True)
         entry = _insert_entry(giveaway.id, user_id, pending, check.verified_at)
     if entry is None:
-        raise GiveawayNotActive(details={"giveaway_id": giveaway.id, "reason": "entries_closed"})
+        raise GiveawayNotActive(details={"giveaway_id": giveaway.id, "reason": "no_state"})
     return entry
-
-
-class _Rollback(Exception):
-    """Leave the write transaction without committing anything."""
 
 
 def _insert_entry(
     giveaway_id: int, user_id: int, pending: PendingRegistration, verified_at: datetime
 ) -> Entry | None:
-    """Insert the entry, numbering it and recording the event in one transaction.
+    """Insert the entry and its audit event in one transaction, in parallel with every other
+    registration (entries are numbered later, in batches: ``services.numbering``).
 
     Returns the existing entry when the user is already in (a parallel request won), and None when
-    the giveaway's entries are closed (a draw started) or its state row is missing.
+    the giveaway's state row is missing; raises GiveawayNotActive when a draw closed its entries.
     """
     now = utcnow()
-    try:
-        with write_transaction() as session:
-            insert = upsert_insert(session, Participant).values(
+    with write_transaction() as session:
+        hold_entries_open(session, giveaway_id)
+        state = session.execute(
+            select(GiveawayState.closed_at).where(GiveawayState.giveaway_id == giveaway_id)
+        ).first()
+        if state is None:
+            return None
+        if state.closed_at is not None:
+            raise GiveawayNotActive(
+                details={"giveaway_id": giveaway_id, "reason": "entries_closed"}
+            )
+        participant_id = session.execute(
+            upsert_insert(session, Participant.__table__)
+            .values(
                 giveaway_id=giveaway_id,
                 user_id=user_id,
                 username=pending.username,
@@ -239,13 +248,10 @@ def _insert_entry(
                 participated_at=now,
                 subscription_verified_at=verified_at,
             )
-            participant_id = session.execute(
-                insert.on_conflict_do_nothing(index_elements=["giveaway_id", "user_id"]).returning(
-                    Participant.id
-                )
-            ).scalar_one_or_none()
-            if participant_id is None:
-                raise _Rollback()
+            .on_conflict_do_nothing(index_elements=["giveaway_id", "user_id"])
+            .returning(Participant.__table__.c.id)
+        ).scalar_one_or_none()
+        if participant_id is not None:
             record_event(
                 session,
                 EventType.PARTICIPATION,
@@ -254,30 +260,11 @@ def _insert_entry(
                 facts={"participant_id": participant_id},
                 occurred_at=now,
             )
-            # Taken last: the row lock on the giveaway's state serialises entries with a draw that
-            # closes the giveaway, and numbers entries densely (page N is a range of numbers).
-            entry_number = session.execute(
-                update(GiveawayState)
-                .where(GiveawayState.giveaway_id == giveaway_id, GiveawayState.closed_at.is_(None))
-                .values(entry_count=GiveawayState.entry_count + 1)
-                .returning(GiveawayState.entry_count)
-            ).scalar_one_or_none()
-            if entry_number is None:
-                raise _Closed()
-            session.execute(
-                update(Participant)
-                .where(Participant.id == participant_id)
-                .values(entry_number=entry_number)
-            )
-    except _Rollback:
+    if participant_id is None:
         return _existing_entry(giveaway_id, user_id)
-    except _Closed:
-        return None
+    if participant_id % NUMBER_EVERY == 0:
+        number_pending(giveaway_id, wait=False, limit=10_000)
     return Entry(participant_id=participant_id, participated_at=now, already_registered=False)
-
-
-class _Closed(Exception):
-    """The giveaway stopped taking entries while this one was being written."""
 
 
 def _existing_entry(giveaway_id: int, user_id: int) -> Entry:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from flask import current_app
 from sqlalchemy.orm import Session
 
 from extensions import db
@@ -24,11 +25,25 @@ def write_transaction() -> Iterator[Session]:
 
 @contextmanager
 def read_only() -> Iterator[Session]:
-    """Reads that end their implicit transaction at once, so no outgoing call happens inside it.
+    """Short reads, with no transaction left open when the block ends.
 
-    It ends with COMMIT (nothing is pending, so nothing is written) rather than ROLLBACK, because
-    a rollback expires loaded objects and touching one afterwards would open a new transaction.
+    On PostgreSQL they run on an autocommit connection: no BEGIN and no COMMIT round trip, each
+    statement its own snapshot. Elsewhere (SQLite) they run in a transaction that ends with the
+    block (COMMIT, not ROLLBACK: a rollback would expire loaded objects, and touching one later
+    would open a new transaction).
     """
+    engine = current_app.extensions.get("telegive.autocommit_engine")
+    if engine is not None:
+        with Session(engine, expire_on_commit=False) as session:
+            yield session
+        return
+    with read_snapshot() as session:
+        yield session
+
+
+@contextmanager
+def read_snapshot() -> Iterator[Session]:
+    """Reads in one transaction (one snapshot, and server-side cursors for streamed results)."""
     session = db.session()
     try:
         yield session
@@ -36,3 +51,12 @@ def read_only() -> Iterator[Session]:
         session.rollback()
         raise
     session.commit()
+
+
+def init_app(app) -> None:
+    """On PostgreSQL, an engine sharing the pool whose connections run in autocommit mode."""
+    with app.app_context():
+        if db.engine.dialect.name == "postgresql":
+            app.extensions["telegive.autocommit_engine"] = db.engine.execution_options(
+                isolation_level="AUTOCOMMIT"
+            )

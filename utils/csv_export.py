@@ -1,4 +1,5 @@
-"""CSV rows that are safe to open in a spreadsheet."""
+"""CSV rows that are safe to open in a spreadsheet (lines end with LF, as PostgreSQL's COPY writes
+them)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ def neutralise(value: object) -> object:
 def csv_chunk(rows: Iterable[Sequence[object]], *, text_columns: Sequence[int]) -> str:
     """Rows as CSV text, neutralising the columns that hold text a user typed."""
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer = csv.writer(buffer, lineterminator="\n")
     if text_columns:
         columns = set(text_columns)
         rows = (

@@ -19,6 +19,10 @@ from prometheus_client import (
     multiprocess,
 )
 
+if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    # Set for gunicorn; a `flask` command inheriting it must not fail on a missing directory.
+    os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)
+
 _PREFIX = "telegive_participant"
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 

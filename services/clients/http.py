@@ -44,6 +44,7 @@ def _session() -> requests.Session:
             session = _sessions.get(pid)
             if session is None:
                 session = requests.Session()
+                session.trust_env = False  # no proxy or netrc lookup in the environment per call
                 adapter = HTTPAdapter(pool_connections=8, pool_maxsize=128, max_retries=0)
                 session.mount("http://", adapter)
                 session.mount("https://", adapter)

@@ -1,0 +1,108 @@
+"""Entry numbers: dense per giveaway (1, 2, 3, ...), given in batches, off the registration path.
+
+A registration inserts its entry unnumbered and commits in parallel with every other one; nothing
+serialises them. Numbers are handed out afterwards, in id order, by whoever needs them (a list,
+the export, a draw) and now and then by a registration: one batch at a time per giveaway, under
+the giveaway's state row lock. The batch commits without waiting for the WAL flush (numbers can
+always be given again: after a crash, the entries of a lost batch are simply numbered again).
+
+Closing a giveaway's entries (the draw) must wait for registrations in flight and stop new ones:
+on PostgreSQL registrations hold a shared advisory lock on the giveaway for their transaction and
+the draw takes it exclusively; SQLite serialises every writer anyway (BEGIN IMMEDIATE).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select, text
+from sqlalchemy.orm import Session
+
+from models import GiveawayState, Participant
+from services.transaction import write_transaction
+
+# The advisory lock namespace of this service in the shared database ("tg" + 0x1e).
+_LOCK_NAMESPACE = 0x7467_1E
+_NUMBER_BATCH = text(
+    "UPDATE participant_entries SET entry_number = :base + batch.position "
+    "FROM (SELECT id, row_number() OVER (ORDER BY id) AS position FROM participant_entries "
+    "      WHERE giveaway_id = :giveaway_id AND entry_number IS NULL ORDER BY id LIMIT :limit) "
+    "AS batch WHERE participant_entries.id = batch.id"
+)
+# A registration whose entry id is a multiple of this numbers the pending entries of its
+# giveaway, so readers rarely find more than a few hundred to number.
+NUMBER_EVERY = 64
+
+
+def _is_postgres(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+def _lock_key(giveaway_id: int) -> dict[str, int]:
+    return {"namespace": _LOCK_NAMESPACE, "key": giveaway_id % 2_147_483_647}
+
+
+def hold_entries_open(session: Session, giveaway_id: int) -> None:
+    """For a registration's transaction: no draw may close the giveaway until it ends."""
+    if _is_postgres(session):
+        session.execute(
+            text("SELECT pg_advisory_xact_lock_shared(:namespace, :key)"), _lock_key(giveaway_id)
+        )
+
+
+def exclude_registrations(session: Session, giveaway_id: int) -> None:
+    """For the transaction closing entries: wait for registrations in flight, admit no new one."""
+    if _is_postgres(session):
+        session.execute(
+            text("SELECT pg_advisory_xact_lock(:namespace, :key)"), _lock_key(giveaway_id)
+        )
+
+
+def pending_entries(session: Session, giveaway_id: int) -> int:
+    """Entries not numbered yet (a partial index keeps this cheap)."""
+    return (
+        session.scalar(
+            select(func.count())
+            .select_from(Participant)
+            .where(Participant.giveaway_id == giveaway_id, Participant.entry_number.is_(None))
+        )
+        or 0
+    )
+
+
+def number_pending(giveaway_id: int, *, wait: bool = True, limit: int = 1_000_000) -> int:
+    """Number the giveaway's unnumbered entries in id order; returns how many were numbered.
+
+    ``wait=False`` skips the work when another process is numbering this giveaway right now.
+    """
+    with write_transaction() as session:
+        if _is_postgres(session):
+            session.execute(text("SET LOCAL synchronous_commit TO OFF"))
+        query = (
+            select(GiveawayState.entry_count)
+            .where(GiveawayState.giveaway_id == giveaway_id)
+            .with_for_update(skip_locked=not wait)
+        )
+        base = session.scalar(query)
+        if base is None:
+            return 0
+        numbered = session.execute(
+            _NUMBER_BATCH, {"base": base, "giveaway_id": giveaway_id, "limit": limit}
+        ).rowcount
+        if numbered:
+            session.execute(
+                GiveawayState.__table__.update()
+                .where(GiveawayState.giveaway_id == giveaway_id)
+                .values(entry_count=base + numbered)
+            )
+        return numbered
+
+
+def has_pending(session: Session, giveaway_id: int) -> bool:
+    """Whether any entry of the giveaway waits for its number."""
+    return (
+        session.scalar(
+            select(Participant.id)
+            .where(Participant.giveaway_id == giveaway_id, Participant.entry_number.is_(None))
+            .limit(1)
+        )
+        is not None
+    )
