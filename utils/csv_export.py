@@ -1,5 +1,8 @@
-"""CSV rows that are safe to open in a spreadsheet (lines end with LF, as PostgreSQL's COPY writes
-them)."""
+"""CSV rows that are safe to open in a spreadsheet.
+
+Lines end with LF (as the rows PostgreSQL writes for the export do), and every text cell is
+quoted, so a carriage return or line feed inside a name can never split a row.
+"""
 
 from __future__ import annotations
 
@@ -21,7 +24,7 @@ def neutralise(value: object) -> object:
 def csv_chunk(rows: Iterable[Sequence[object]], *, text_columns: Sequence[int]) -> str:
     """Rows as CSV text, neutralising the columns that hold text a user typed."""
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
+    writer = csv.writer(buffer, lineterminator="\n", quoting=csv.QUOTE_NONNUMERIC)
     if text_columns:
         columns = set(text_columns)
         rows = (
