@@ -976,21 +976,23 @@ def reuse_world(scale: Scale) -> World | None:
 
 
 def check_invariants(giveaway_ids: Iterable[int]) -> list[str]:
-    """Dense entry numbers 1..N equal to entry_count, for each giveaway named."""
+    """The numbered entries are 1..entry_count, each once (entries are numbered lazily, in
+    batches: the ones not numbered yet are allowed and counted apart)."""
     problems = []
     conn = connect()
     with conn, conn.cursor() as cursor:
         cursor.execute(
-            "SELECT g.giveaway_id, g.entry_count, count(e.id), count(DISTINCT e.entry_number), "
+            "SELECT g.giveaway_id, g.entry_count, count(e.entry_number), count(DISTINCT e.entry_number), "
             "coalesce(min(e.entry_number), 0), coalesce(max(e.entry_number), 0) "
             "FROM participant_giveaways g LEFT JOIN participant_entries e USING (giveaway_id) "
             "WHERE g.giveaway_id = ANY(%s) GROUP BY g.giveaway_id, g.entry_count",
             (list(giveaway_ids),),
         )
-        for gid, count, rows, distinct, low, high in cursor.fetchall():
-            if not (count == rows == distinct == high and (rows == 0 or low == 1)):
+        for gid, count, numbered, distinct, low, high in cursor.fetchall():
+            if not (count == numbered == distinct == high and (numbered == 0 or low == 1)):
                 problems.append(
-                    f"giveaway {gid}: entry_count {count}, rows {rows}, distinct numbers {distinct}, range {low}..{high}"
+                    f"giveaway {gid}: entry_count {count}, numbered rows {numbered}, "
+                    f"distinct numbers {distinct}, range {low}..{high}"
                 )
     conn.close()
     return problems

@@ -36,15 +36,17 @@ def _is_postgres(session: Session) -> bool:
     return session.get_bind().dialect.name == "postgresql"
 
 
-def _lock_key(giveaway_id: int) -> dict[str, int]:
-    return {"namespace": _LOCK_NAMESPACE, "key": giveaway_id % 2_147_483_647}
+def lock_key(giveaway_id: int) -> dict[str, int]:
+    """The advisory lock of a giveaway's entries, as bind parameters."""
+    return {"lock_namespace": _LOCK_NAMESPACE, "lock_key": giveaway_id % 2_147_483_647}
 
 
 def hold_entries_open(session: Session, giveaway_id: int) -> None:
     """For a registration's transaction: no draw may close the giveaway until it ends."""
     if _is_postgres(session):
         session.execute(
-            text("SELECT pg_advisory_xact_lock_shared(:namespace, :key)"), _lock_key(giveaway_id)
+            text("SELECT pg_advisory_xact_lock_shared(:lock_namespace, :lock_key)"),
+            lock_key(giveaway_id),
         )
 
 
@@ -52,7 +54,7 @@ def exclude_registrations(session: Session, giveaway_id: int) -> None:
     """For the transaction closing entries: wait for registrations in flight, admit no new one."""
     if _is_postgres(session):
         session.execute(
-            text("SELECT pg_advisory_xact_lock(:namespace, :key)"), _lock_key(giveaway_id)
+            text("SELECT pg_advisory_xact_lock(:lock_namespace, :lock_key)"), lock_key(giveaway_id)
         )
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, select
+from sqlalchemy import and_, bindparam, select
 
 from models import GiveawayState, Participant, ParticipantUser
 from services import captcha
@@ -19,12 +19,18 @@ from services.audit import EventType, record_event
 from services.clients.giveaway import Giveaway, get_giveaway
 from services.commitments import ensure_giveaway_state
 from services.errors import GiveawayNotActive, NotSubscribed, ServiceError
-from services.numbering import NUMBER_EVERY, hold_entries_open, number_pending
+from services.numbering import NUMBER_EVERY, hold_entries_open, lock_key, number_pending
 from services.sql import upsert_insert
 from services.subscription import check_subscription
-from services.transaction import read_only, write_transaction
+from services.transaction import (
+    autocommit_connection,
+    read_connection,
+    read_only,
+    write_transaction,
+)
 from utils.captcha import Decision, Outcome, PendingRegistration
 from utils.metrics import REGISTRATIONS
+from utils.request_context import current_caller, current_request_id
 from utils.timeutil import utcnow
 
 
@@ -144,27 +150,36 @@ def _active_giveaway(giveaway_id: int) -> Giveaway:
     return giveaway
 
 
+_USERS = ParticipantUser.__table__
+_ENTRIES = Participant.__table__
+# Built once: the hot path only binds values.
+_STANDING = (
+    select(
+        _USERS.c.captcha_completed_at,
+        _USERS.c.username,
+        _USERS.c.first_name,
+        _USERS.c.last_name,
+        _ENTRIES.c.id,
+        _ENTRIES.c.participated_at,
+    )
+    .select_from(
+        _USERS.outerjoin(
+            _ENTRIES,
+            and_(
+                _ENTRIES.c.user_id == _USERS.c.user_id,
+                _ENTRIES.c.giveaway_id == bindparam("giveaway_id"),
+            ),
+        )
+    )
+    .where(_USERS.c.user_id == bindparam("user_id"))
+)
+
+
 def _standing(*, user_id: int, giveaway_id: int) -> _Standing:
     """The user's entry in this giveaway (if any) and whether their captcha is done: one query."""
-    with read_only() as session:
-        row = session.execute(
-            select(
-                ParticipantUser.captcha_completed_at,
-                ParticipantUser.username,
-                ParticipantUser.first_name,
-                ParticipantUser.last_name,
-                Participant.id,
-                Participant.participated_at,
-            )
-            .select_from(ParticipantUser)
-            .outerjoin(
-                Participant,
-                and_(
-                    Participant.user_id == ParticipantUser.user_id,
-                    Participant.giveaway_id == giveaway_id,
-                ),
-            )
-            .where(ParticipantUser.user_id == user_id)
+    with read_connection() as connection:
+        row = connection.execute(
+            _STANDING, {"giveaway_id": giveaway_id, "user_id": user_id}
         ).one_or_none()
     if row is None:
         return _Standing(entry=None, captcha_completed=False)
@@ -216,6 +231,31 @@ def _enter(giveaway: Giveaway, user_id: int, pending: PendingRegistration) -> En
     return entry
 
 
+# PostgreSQL: the whole registration write in one round trip. A multi-statement string runs as
+# one transaction on the server: the shared advisory lock first (a draw closing the giveaway waits
+# for it), then, on a fresh snapshot, the entry and its audit event, only if entries are open.
+_ENTER_POSTGRES = """
+SELECT pg_advisory_xact_lock_shared(%(lock_namespace)s, %(lock_key)s);
+WITH entry AS (
+    INSERT INTO participant_entries
+        (giveaway_id, user_id, username, first_name, last_name, participated_at,
+         subscription_verified_at)
+    SELECT %(giveaway_id)s, %(user_id)s, %(username)s, %(first_name)s, %(last_name)s, %(now)s,
+           %(verified_at)s
+    WHERE EXISTS (SELECT 1 FROM participant_giveaways
+                  WHERE giveaway_id = %(giveaway_id)s AND closed_at IS NULL)
+    ON CONFLICT (giveaway_id, user_id) DO NOTHING
+    RETURNING id
+)
+INSERT INTO participant_audit_events
+    (occurred_at, event_type, giveaway_id, user_id, actor, request_id, facts)
+SELECT %(now)s, 'participation', %(giveaway_id)s, %(user_id)s, %(actor)s, %(request_id)s,
+       jsonb_build_object('participant_id', entry.id)
+FROM entry
+RETURNING (facts ->> 'participant_id')::bigint
+"""
+
+
 def _insert_entry(
     giveaway_id: int, user_id: int, pending: PendingRegistration, verified_at: datetime
 ) -> Entry | None:
@@ -226,19 +266,53 @@ def _insert_entry(
     the giveaway's state row is missing; raises GiveawayNotActive when a draw closed its entries.
     """
     now = utcnow()
+    with autocommit_connection() as connection:
+        if connection is not None:
+            participant_id = connection.exec_driver_sql(
+                _ENTER_POSTGRES,
+                {
+                    **lock_key(giveaway_id),
+                    "giveaway_id": giveaway_id,
+                    "user_id": user_id,
+                    "username": pending.username,
+                    "first_name": pending.first_name,
+                    "last_name": pending.last_name,
+                    "now": now,
+                    "verified_at": verified_at,
+                    "actor": current_caller(),
+                    "request_id": current_request_id(),
+                },
+            ).scalar()
+        else:
+            participant_id = _insert_entry_in_transaction(
+                giveaway_id, user_id, pending, verified_at, now
+            )
+    if participant_id is None:
+        return _why_not_entered(giveaway_id, user_id)
+    if participant_id % NUMBER_EVERY == 0:
+        number_pending(giveaway_id, wait=False, limit=10_000)
+    return Entry(participant_id=participant_id, participated_at=now, already_registered=False)
+
+
+def _insert_entry_in_transaction(
+    giveaway_id: int,
+    user_id: int,
+    pending: PendingRegistration,
+    verified_at: datetime,
+    now: datetime,
+) -> int | None:
+    """The same write as ``_ENTER_POSTGRES``, statement by statement (SQLite)."""
     with write_transaction() as session:
         hold_entries_open(session, giveaway_id)
-        state = session.execute(
-            select(GiveawayState.closed_at).where(GiveawayState.giveaway_id == giveaway_id)
-        ).first()
-        if state is None:
-            return None
-        if state.closed_at is not None:
-            raise GiveawayNotActive(
-                details={"giveaway_id": giveaway_id, "reason": "entries_closed"}
+        open_ = session.scalar(
+            select(GiveawayState.giveaway_id).where(
+                GiveawayState.giveaway_id == giveaway_id, GiveawayState.closed_at.is_(None)
             )
+        )
+        if open_ is None:
+            return None
         participant_id = session.execute(
-            upsert_insert(session, Participant.__table__)
+            upsert_insert(session, _ENTRIES)
             .values(
                 giveaway_id=giveaway_id,
                 user_id=user_id,
@@ -249,7 +323,7 @@ def _insert_entry(
                 subscription_verified_at=verified_at,
             )
             .on_conflict_do_nothing(index_elements=["giveaway_id", "user_id"])
-            .returning(Participant.__table__.c.id)
+            .returning(_ENTRIES.c.id)
         ).scalar_one_or_none()
         if participant_id is not None:
             record_event(
@@ -260,23 +334,26 @@ def _insert_entry(
                 facts={"participant_id": participant_id},
                 occurred_at=now,
             )
-    if participant_id is None:
-        return _existing_entry(giveaway_id, user_id)
-    if participant_id % NUMBER_EVERY == 0:
-        number_pending(giveaway_id, wait=False, limit=10_000)
-    return Entry(participant_id=participant_id, participated_at=now, already_registered=False)
+        return participant_id
 
 
-def _existing_entry(giveaway_id: int, user_id: int) -> Entry:
+def _why_not_entered(giveaway_id: int, user_id: int) -> Entry | None:
+    """After a write that inserted nothing: the user was already in, or entries are closed, or
+    the giveaway's state row is missing (None)."""
     with read_only() as session:
         row = session.execute(
             select(Participant.id, Participant.participated_at).where(
                 Participant.giveaway_id == giveaway_id, Participant.user_id == user_id
             )
-        ).one()
-    return Entry(
-        participant_id=row.id, participated_at=row.participated_at, already_registered=True
-    )
+        ).one_or_none()
+        state = session.get(GiveawayState, giveaway_id)
+    if row is not None:
+        return Entry(
+            participant_id=row.id, participated_at=row.participated_at, already_registered=True
+        )
+    if state is None:
+        return None
+    raise GiveawayNotActive(details={"giveaway_id": giveaway_id, "reason": "entries_closed"})
 
 
 def _not_subscribed_message(username: str | None, title: str | None) -> str:

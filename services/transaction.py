@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from flask import current_app
+from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
 from extensions import db
@@ -39,6 +40,30 @@ def read_only() -> Iterator[Session]:
         return
     with read_snapshot() as session:
         yield session
+
+
+@contextmanager
+def read_connection() -> Iterator[Connection]:
+    """A Core connection for a hot-path read (no ORM session built): autocommit on PostgreSQL."""
+    engine = current_app.extensions.get("telegive.autocommit_engine")
+    if engine is not None:
+        with engine.connect() as connection:
+            yield connection
+        return
+    with read_snapshot() as session:
+        yield session.connection()
+
+
+@contextmanager
+def autocommit_connection() -> Iterator[Connection | None]:
+    """PostgreSQL only: a connection outside any client-side transaction, for a statement (or
+    a multi-statement string, which the server runs as one transaction). None elsewhere."""
+    engine = current_app.extensions.get("telegive.autocommit_engine")
+    if engine is None:
+        yield None
+        return
+    with engine.connect() as connection:
+        yield connection
 
 
 @contextmanager

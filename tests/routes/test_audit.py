@@ -7,7 +7,7 @@ from sqlalchemy import func, select, text
 
 from extensions import db
 from models import AuditEvent, Participant
-from services import audit, registration
+from services import audit
 from tests.conftest import ADMIN, BOT, DASHBOARD, GIVEAWAY
 from tests.factories import add_entries
 
@@ -89,19 +89,51 @@ def test_only_audit_callers_read_the_log(client):
     assert client.get("/api/participants/audit", headers=ADMIN).status_code == 200
 
 
+@pytest.fixture
+def audit_insert_fails(app):
+    """The database refuses the participation event (a trigger), as if it failed mid-write."""
+    with app.app_context():
+        if db.engine.dialect.name == "postgresql":
+            db.session.execute(
+                text(
+                    "CREATE FUNCTION participant_test_refuse() RETURNS trigger AS $$ BEGIN "
+                    "RAISE EXCEPTION 'injected failure'; END; $$ LANGUAGE plpgsql"
+                )
+            )
+            db.session.execute(
+                text(
+                    "CREATE TRIGGER participant_test_refuse BEFORE INSERT ON participant_audit_events "
+                    "FOR EACH ROW WHEN (NEW.event_type = 'participation') "
+                    "EXECUTE FUNCTION participant_test_refuse()"
+                )
+            )
+        else:
+            db.session.execute(
+                text(
+                    "CREATE TRIGGER participant_test_refuse BEFORE INSERT ON participant_audit_events "
+                    "WHEN NEW.event_type = 'participation' BEGIN SELECT RAISE(ABORT, 'injected'); END"
+                )
+            )
+        db.session.commit()
+    yield
+    with app.app_context():
+        db.session.execute(
+            text("DROP TRIGGER participant_test_refuse ON participant_audit_events")
+            if db.engine.dialect.name == "postgresql"
+            else text("DROP TRIGGER participant_test_refuse")
+        )
+        if db.engine.dialect.name == "postgresql":
+            db.session.execute(text("DROP FUNCTION participant_test_refuse()"))
+        db.session.commit()
+
+
 def test_a_change_that_fails_halfway_leaves_neither_the_change_nor_its_event(
-    app, client, peers, monkeypatch
+    app, client, peers, audit_insert_fails
 ):
     peers.standard()
-    original = registration.record_event
-
-    def record_then_fail(session, event_type, **kwargs):
-        original(session, event_type, **kwargs)
-        raise RuntimeError("the database went away mid-transaction")
-
-    monkeypatch.setattr(registration, "record_event", record_then_fail)
     response = join(app, client)
-    assert response.status_code == 500
+    assert response.status_code >= 400
+    assert response.get_json()["success"] is False
     with app.app_context():
         assert db.session.scalar(select(func.count()).select_from(Participant)) == 0
         kinds = db.session.scalars(select(AuditEvent.event_type)).all()
