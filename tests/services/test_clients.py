@@ -59,20 +59,14 @@ def test_the_auth_service_gets_our_service_secret(app, peers):
     assert auth_call.request.headers["X-Service-Token"] == "s2s-secret-for-tests-0123456789"
 
 
-def test_calls_have_explicit_timeouts(app, peers, monkeypatch):
-    seen = []
-    original = requests.Session.get
-
-    def spy(self, url, **kwargs):
-        seen.append(kwargs.get("timeout"))
-        return original(self, url, **kwargs)
-
-    monkeypatch.setattr(requests.Session, "get", spy)
+def test_calls_have_explicit_timeouts(app, peers):
     peers.standard()
     with app.app_context():
         check_subscription(account_id=42, user_id=1)
         giveaway.get_giveaway(1)
-    assert seen and all(isinstance(t, tuple) and all(0 < part <= 5 for part in t) for t in seen)
+    timeouts = [call.request.req_kwargs.get("timeout") for call in peers.mock.calls]
+    assert len(timeouts) == 4  # channel, auth, telegram, giveaway
+    assert all(isinstance(t, tuple) and all(0 < part <= 5 for part in t) for t in timeouts)
 
 
 @pytest.mark.parametrize(
