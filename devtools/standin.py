@@ -171,7 +171,7 @@ async def handle(world: World, reader: asyncio.StreamReader, writer: asyncio.Str
             if headers.get("connection", "").lower() == "close":
                 break
     except (asyncio.IncompleteReadError, ConnectionError, ValueError):
-        pass
+        return  # the client went away, or sent something that is not HTTP
     finally:
         writer.close()
 
