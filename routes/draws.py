@@ -24,15 +24,7 @@ bp = APIBlueprint("draws", __name__, url_prefix="/api/participants", tag="Draws"
 
 
 def _winner(winner: draws.Winner) -> WinnerOut:
-    return WinnerOut(
-        user_id=winner.user_id,
-        participant_id=winner.participant_id,
-        username=winner.username,
-        first_name=winner.first_name,
-        last_name=winner.last_name,
-        position=winner.position,
-        winner_selected_at=winner.winner_selected_at,
-    )
+    return WinnerOut.model_validate(winner, from_attributes=True)
 
 
 @bp.post("/<id64:giveaway_id>/select-winners")
