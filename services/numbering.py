@@ -7,8 +7,9 @@ the giveaway's state row lock. The batch commits without waiting for the WAL flu
 always be given again: after a crash, the entries of a lost batch are simply numbered again).
 
 Closing a giveaway's entries (the draw) must wait for registrations in flight and stop new ones:
-on PostgreSQL registrations hold a shared advisory lock on the giveaway for their transaction and
-the draw takes it exclusively; SQLite serialises every writer anyway (BEGIN IMMEDIATE).
+on PostgreSQL registrations hold a shared advisory lock on the giveaway for their transaction (see
+``_ENTER_POSTGRES`` in services/registration.py) and the draw takes it exclusively; SQLite
+serialises every writer anyway (BEGIN IMMEDIATE), so it needs no lock.
 """
 
 from __future__ import annotations
@@ -39,15 +40,6 @@ def _is_postgres(session: Session) -> bool:
 def lock_key(giveaway_id: int) -> dict[str, int]:
     """The advisory lock of a giveaway's entries, as bind parameters."""
     return {"lock_namespace": _LOCK_NAMESPACE, "lock_key": giveaway_id % 2_147_483_647}
-
-
-def hold_entries_open(session: Session, giveaway_id: int) -> None:
-    """For a registration's transaction: no draw may close the giveaway until it ends."""
-    if _is_postgres(session):
-        session.execute(
-            text("SELECT pg_advisory_xact_lock_shared(:lock_namespace, :lock_key)"),
-            lock_key(giveaway_id),
-        )
 
 
 def exclude_registrations(session: Session, giveaway_id: int) -> None:

@@ -19,7 +19,7 @@ from services.audit import EventType, record_event
 from services.clients.giveaway import Giveaway, get_giveaway
 from services.commitments import ensure_giveaway_state
 from services.errors import GiveawayNotActive, NotSubscribed, ServiceError
-from services.numbering import NUMBER_EVERY, hold_entries_open, lock_key, number_pending
+from services.numbering import NUMBER_EVERY, lock_key, number_pending
 from services.sql import upsert_insert
 from services.subscription import check_subscription
 from services.transaction import (
@@ -312,9 +312,9 @@ def _insert_entry_in_transaction(
     verified_at: datetime,
     now: datetime,
 ) -> int | None:
-    """The same write as ``_ENTER_POSTGRES``, statement by statement (SQLite)."""
+    """The same write as ``_ENTER_POSTGRES``, statement by statement (SQLite, where BEGIN
+    IMMEDIATE already keeps a closing draw out of this transaction)."""
     with write_transaction() as session:
-        hold_entries_open(session, giveaway_id)
         open_ = session.scalar(
             select(GiveawayState.giveaway_id).where(
                 GiveawayState.giveaway_id == giveaway_id, GiveawayState.closed_at.is_(None)
