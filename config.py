@@ -67,6 +67,7 @@ class Settings:
     giveaway_cache_seconds: int = 30
     channel_cache_seconds: int = 300
     bot_token_cache_seconds: int = 300
+    subscription_cache_seconds: int = 300
     draw_recheck_subscription: bool = True
     max_request_bytes: int = 64 * 1024
     db_pool_size: int = 10
@@ -119,6 +120,7 @@ class Settings:
             giveaway_cache_seconds=reader.integer("GIVEAWAY_CACHE_SECONDS", 30, minimum=0),
             channel_cache_seconds=reader.integer("CHANNEL_CACHE_SECONDS", 300, minimum=0),
             bot_token_cache_seconds=reader.integer("BOT_TOKEN_CACHE_SECONDS", 300, minimum=0),
+            subscription_cache_seconds=reader.integer("SUBSCRIPTION_CACHE_SECONDS", 300, minimum=0),
             draw_recheck_subscription=reader.boolean("DRAW_RECHECK_SUBSCRIPTION", True),
             max_request_bytes=reader.integer("MAX_REQUEST_BYTES", 64 * 1024, minimum=1024),
             db_pool_size=reader.integer("DB_POOL_SIZE", 10, minimum=1),

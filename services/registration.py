@@ -21,7 +21,7 @@ from services.commitments import ensure_giveaway_state
 from services.errors import GiveawayNotActive, NotSubscribed, ServiceError
 from services.numbering import NUMBER_EVERY, lock_key, number_pending
 from services.sql import upsert_insert
-from services.subscription import check_subscription
+from services.subscription import check_subscription, recent_subscription
 from services.transaction import (
     autocommit_connection,
     read_connection,
@@ -97,12 +97,19 @@ def _register(
     last_name: str | None,
 ) -> RegistrationResult:
     giveaway = _active_giveaway(giveaway_id)
-    standing = _standing(user_id=user_id, giveaway_id=giveaway_id)
-    if standing.entry is not None:
-        return RegistrationResult(entry=standing.entry)
     pending = PendingRegistration(
         giveaway_id=giveaway_id, username=username, first_name=first_name, last_name=last_name
     )
+    recent = recent_subscription(account_id=giveaway.account_id, user_id=user_id)
+    if recent is not None:
+        # Telegram said "subscribed" moments ago: the write itself settles the rest of the
+        # order (already in? captcha done? entries open?), in one round trip on PostgreSQL.
+        entry = _write_entry(giveaway, user_id, pending, recent.verified_at)
+        if entry is not None:
+            return RegistrationResult(entry=entry)
+    standing = _standing(user_id=user_id, giveaway_id=giveaway_id)
+    if standing.entry is not None:
+        return RegistrationResult(entry=standing.entry)
     if not standing.captcha_completed:
         challenge = captcha.request_challenge(user_id=user_id, pending=pending)
         if challenge.outcome is not Outcome.PASSED:
@@ -211,7 +218,7 @@ def _standing(*, user_id: int, giveaway_id: int) -> _Standing:
 
 
 def _enter(giveaway: Giveaway, user_id: int, pending: PendingRegistration) -> Entry:
-    check = check_subscription(account_id=giveaway.account_id, user_id=user_id)
+    check = check_subscription(account_id=giveaway.account_id, user_id=user_id, accept_recent=True)
     if not check.is_subscribed:
         channel = {
             "channel_username": check.channel.channel_username,
@@ -230,56 +237,81 @@ def _enter(giveaway: Giveaway, user_id: int, pending: PendingRegistration) -> En
             details=channel,
             extra={"channel_info": {"channel_id": check.channel.channel_id, **channel}},
         )
+    entry = _write_entry(giveaway, user_id, pending, check.verified_at)
+    if entry is None:  # the captcha was completed just before; only a vanished user row gets here
+        raise GiveawayNotActive(details={"giveaway_id": giveaway.id, "reason": "no_user"})
+    return entry
+
+
+def _write_entry(
+    giveaway: Giveaway, user_id: int, pending: PendingRegistration, verified_at: datetime
+) -> Entry | None:
+    """The entry (new, or the user's existing one), or None when the user's captcha is not done."""
     ensure_giveaway_state(giveaway.id, account_id=giveaway.account_id)
-    entry = _insert_entry(giveaway.id, user_id, pending, check.verified_at)
-    if entry is None:
+    written = _insert_entry(giveaway.id, user_id, pending, verified_at)
+    if written is _NO_STATE:
         # The state row vanished under us (never in production: rows are not deleted); make it
         # again once rather than refusing the user.
         ensure_giveaway_state(giveaway.id, account_id=giveaway.account_id, force=True)
-        entry = _insert_entry(giveaway.id, user_id, pending, check.verified_at)
-    if entry is None:
+        written = _insert_entry(giveaway.id, user_id, pending, verified_at)
+    if written is _NO_STATE:
         raise GiveawayNotActive(details={"giveaway_id": giveaway.id, "reason": "no_state"})
-    return entry
+    if written is _NO_CAPTCHA:
+        return None
+    return written
 
 
 # PostgreSQL: the whole registration write in one round trip. A multi-statement string runs as
 # one transaction on the server: the shared advisory lock first (a draw closing the giveaway waits
-# for it), then, on a fresh snapshot, the entry and its audit event, only if entries are open.
+# for it), then, on a fresh snapshot, the entry and its audit event, only if the user's captcha is
+# done and entries are open; the answer also names the user's existing entry, if any.
 _ENTER_POSTGRES = """
 SELECT pg_advisory_xact_lock_shared(%(lock_namespace)s, %(lock_key)s);
-WITH entry AS (
+WITH captcha AS (
+    SELECT 1 FROM participant_users
+    WHERE user_id = %(user_id)s AND captcha_completed_at IS NOT NULL
+), entry AS (
     INSERT INTO participant_entries
         (giveaway_id, user_id, username, first_name, last_name, participated_at,
          subscription_verified_at)
     SELECT %(giveaway_id)s, %(user_id)s, %(username)s, %(first_name)s, %(last_name)s, %(now)s,
            %(verified_at)s
-    WHERE EXISTS (SELECT 1 FROM participant_giveaways
+    WHERE EXISTS (SELECT 1 FROM captcha)
+      AND EXISTS (SELECT 1 FROM participant_giveaways
                   WHERE giveaway_id = %(giveaway_id)s AND closed_at IS NULL)
     ON CONFLICT (giveaway_id, user_id) DO NOTHING
     RETURNING id
+), event AS (
+    INSERT INTO participant_audit_events
+        (occurred_at, event_type, giveaway_id, user_id, actor, request_id, facts)
+    SELECT %(now)s, 'participation', %(giveaway_id)s, %(user_id)s, %(actor)s, %(request_id)s,
+           jsonb_build_object('participant_id', entry.id)
+    FROM entry
 )
-INSERT INTO participant_audit_events
-    (occurred_at, event_type, giveaway_id, user_id, actor, request_id, facts)
-SELECT %(now)s, 'participation', %(giveaway_id)s, %(user_id)s, %(actor)s, %(request_id)s,
-       jsonb_build_object('participant_id', entry.id)
-FROM entry
-RETURNING (facts ->> 'participant_id')::bigint
+SELECT (SELECT id FROM entry), EXISTS (SELECT 1 FROM captcha), existing.id,
+       existing.participated_at
+FROM (VALUES (1)) AS one
+LEFT JOIN participant_entries existing
+       ON existing.giveaway_id = %(giveaway_id)s AND existing.user_id = %(user_id)s
 """
+_NO_STATE = object()  # the giveaway's state row is missing
+_NO_CAPTCHA = object()  # the user has not completed the captcha
 
 
 def _insert_entry(
     giveaway_id: int, user_id: int, pending: PendingRegistration, verified_at: datetime
-) -> Entry | None:
+) -> Entry | object:
     """Insert the entry and its audit event in one transaction, in parallel with every other
     registration (entries are numbered later, in batches: ``services.numbering``).
 
-    Returns the existing entry when the user is already in (a parallel request won), and None when
-    the giveaway's state row is missing; raises GiveawayNotActive when a draw closed its entries.
+    Returns the new entry, or the existing one when the user is already in (a parallel request
+    may have won); ``_NO_CAPTCHA`` when the user's captcha is not done, ``_NO_STATE`` when the
+    giveaway's state row is missing; raises GiveawayNotActive when a draw closed its entries.
     """
     now = utcnow()
     with autocommit_connection() as connection:
         if connection is not None:
-            participant_id = connection.exec_driver_sql(
+            written = connection.exec_driver_sql(
                 _ENTER_POSTGRES,
                 {
                     **lock_key(giveaway_id),
@@ -293,16 +325,21 @@ def _insert_entry(
                     "actor": current_caller(),
                     "request_id": current_request_id(),
                 },
-            ).scalar()
+            ).one()
         else:
-            participant_id = _insert_entry_in_transaction(
-                giveaway_id, user_id, pending, verified_at, now
-            )
-    if participant_id is None:
-        return _why_not_entered(giveaway_id, user_id)
-    if participant_id % NUMBER_EVERY == 0:
-        number_pending(giveaway_id, wait=False, limit=10_000)
-    return Entry(participant_id=participant_id, participated_at=now, already_registered=False)
+            written = _insert_entry_in_transaction(giveaway_id, user_id, pending, verified_at, now)
+    participant_id, captcha_completed, existing_id, existing_at = written
+    if existing_id is not None:
+        return Entry(
+            participant_id=existing_id, participated_at=existing_at, already_registered=True
+        )
+    if participant_id is not None:
+        if participant_id % NUMBER_EVERY == 0:
+            number_pending(giveaway_id, wait=False, limit=10_000)
+        return Entry(participant_id=participant_id, participated_at=now, already_registered=False)
+    if not captcha_completed:
+        return _NO_CAPTCHA
+    return _why_not_entered(giveaway_id, user_id)
 
 
 def _insert_entry_in_transaction(
@@ -311,17 +348,30 @@ def _insert_entry_in_transaction(
     pending: PendingRegistration,
     verified_at: datetime,
     now: datetime,
-) -> int | None:
+) -> tuple[int | None, bool, int | None, datetime | None]:
     """The same write as ``_ENTER_POSTGRES``, statement by statement (SQLite, where BEGIN
-    IMMEDIATE already keeps a closing draw out of this transaction)."""
+    IMMEDIATE already keeps a closing draw out of this transaction), with the same answer: the
+    new entry's id, whether the captcha is done, the existing entry's id and time."""
     with write_transaction() as session:
+        existing = session.execute(
+            select(_ENTRIES.c.id, _ENTRIES.c.participated_at).where(
+                _ENTRIES.c.giveaway_id == giveaway_id, _ENTRIES.c.user_id == user_id
+            )
+        ).one_or_none()
+        if existing is not None:
+            return None, True, existing.id, existing.participated_at
+        completed = session.scalar(
+            select(_USERS.c.captcha_completed_at).where(_USERS.c.user_id == user_id)
+        )
+        if completed is None:
+            return None, False, None, None
         open_ = session.scalar(
             select(GiveawayState.giveaway_id).where(
                 GiveawayState.giveaway_id == giveaway_id, GiveawayState.closed_at.is_(None)
             )
         )
         if open_ is None:
-            return None
+            return None, True, None, None
         participant_id = session.execute(
             upsert_insert(session, _ENTRIES)
             .values(
@@ -345,12 +395,12 @@ def _insert_entry_in_transaction(
                 facts={"participant_id": participant_id},
                 occurred_at=now,
             )
-        return participant_id
+        return participant_id, True, None, None
 
 
-def _why_not_entered(giveaway_id: int, user_id: int) -> Entry | None:
-    """After a write that inserted nothing: the user was already in, or entries are closed, or
-    the giveaway's state row is missing (None)."""
+def _why_not_entered(giveaway_id: int, user_id: int) -> Entry | object:
+    """After a write that inserted nothing although the captcha is done: the user got in
+    meanwhile, or entries are closed, or the giveaway's state row is missing (``_NO_STATE``)."""
     with read_only() as session:
         row = session.execute(
             select(Participant.id, Participant.participated_at).where(
@@ -363,7 +413,7 @@ def _why_not_entered(giveaway_id: int, user_id: int) -> Entry | None:
             participant_id=row.id, participated_at=row.participated_at, already_registered=True
         )
     if state is None:
-        return None
+        return _NO_STATE
     raise GiveawayNotActive(details={"giveaway_id": giveaway_id, "reason": "entries_closed"})
 
 

@@ -246,8 +246,8 @@ def test_a_finished_giveaway_refuses_entries(app, client, peers):
 @pytest.mark.parametrize("status", ["left", "kicked"])
 def test_a_user_who_is_not_subscribed_is_told_which_channel_to_join(app, client, peers, status):
     peers.standard(1, 2)
-    pass_captcha(app, client)
     peers.members[USER] = status
+    assert pass_captcha(app, client).get_json()["captcha_completed"] is True
     response = register(client, giveaway_id=2)
     body = response.get_json()
     assert response.status_code == 403
@@ -260,6 +260,79 @@ def test_a_user_who_is_not_subscribed_is_told_which_channel_to_join(app, client,
     }
     assert entries(app, giveaway_id=2) == []
     assert audit_types(app)[-1] == "subscription_refused"
+
+
+@pytest.mark.parametrize("use_redis", [False, True], ids=["memory-cache", "redis-cache"])
+def test_a_recent_subscribed_answer_spares_telegram_and_the_entry_says_when_it_was_given(
+    make_app, peers, use_redis
+):
+    app = make_app(redis=use_redis)
+    client = app.test_client()
+    peers.standard(1, 2)
+    pass_captcha(app, client)
+    assert peers.calls_to(TELEGRAM_URL) == 1
+    assert register(client, giveaway_id=2).status_code == 201
+    assert peers.calls_to(TELEGRAM_URL) == 1
+    [first] = entries(app, giveaway_id=1)
+    [second] = entries(app, giveaway_id=2)
+    assert second.subscription_verified_at == first.subscription_verified_at
+    assert second.participated_at > second.subscription_verified_at
+
+
+def test_a_remembered_subscription_never_spares_a_first_time_user_the_captcha(app, client, peers):
+    peers.standard()
+    verify = client.post(
+        "/api/participants/verify-subscription",
+        json={"user_id": USER, "account_id": 42},
+        headers=BOT,
+    )
+    assert verify.get_json()["is_subscribed"] is True
+    first = register(client)
+    assert first.status_code == 200 and first.get_json()["requires_captcha"] is True
+    assert entries(app) == []
+    done = answer(client, current_answer(app)).get_json()
+    assert done["captcha_completed"] is True and done["participant_id"]
+    assert peers.calls_to(TELEGRAM_URL) == 1  # the answer relied on verify-subscription's
+    again = register(client)
+    assert again.status_code == 200
+    assert again.get_json()["participant_id"] == done["participant_id"]
+    assert len(entries(app)) == 1
+
+
+def test_not_subscribed_is_never_remembered_so_joining_and_retrying_works(app, client, peers):
+    peers.standard()
+    peers.members[USER] = "left"
+    assert pass_captcha(app, client).status_code == 403
+    assert register(client).status_code == 403
+    peers.members[USER] = "member"
+    assert register(client).status_code == 201
+    assert peers.calls_to(TELEGRAM_URL) == 3
+
+
+def test_a_fresh_not_subscribed_answer_forgets_the_remembered_one(app, client, peers):
+    peers.standard(1, 2)
+    pass_captcha(app, client)
+    peers.members[USER] = "left"
+    verify = client.post(
+        "/api/participants/verify-subscription",
+        json={"user_id": USER, "account_id": 42},
+        headers=BOT,
+    )
+    assert verify.get_json()["is_subscribed"] is False
+    response = register(client, giveaway_id=2)
+    assert response.status_code == 403
+    assert response.get_json()["error_code"] == "USER_NOT_SUBSCRIBED"
+    assert entries(app, giveaway_id=2) == []
+
+
+def test_with_no_subscription_cache_every_registration_asks_telegram(make_app, peers):
+    app = make_app(SUBSCRIPTION_CACHE_SECONDS="0")
+    client = app.test_client()
+    peers.standard(1, 2)
+    pass_captcha(app, client)
+    peers.members[USER] = "left"
+    assert register(client, giveaway_id=2).status_code == 403
+    assert peers.calls_to(TELEGRAM_URL) == 2
 
 
 def test_restricted_members_count_as_subscribed(app, client, peers):

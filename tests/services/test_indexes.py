@@ -49,7 +49,9 @@ def test_every_read_uses_an_index(app, peers):
             if statement.lstrip().upper().startswith("SELECT"):
                 captured.append((statement, parameters))
 
-        event.listen(db.engine, "before_cursor_execute", capture)
+        engines = [db.engine, app.extensions["telegive.autocommit_engine"]]
+        for engine in engines:
+            event.listen(engine, "before_cursor_execute", capture)
         try:
             page = listing.list_page(giveaway_id=1, page=3, limit=10)
             list(page.chunks)
@@ -73,7 +75,8 @@ def test_every_read_uses_an_index(app, peers):
                 audit.list_events(where=where, limit=5)
             update_delivery_status(participant_ids=[1, 2], delivered=True, delivered_at=None)
         finally:
-            event.remove(db.engine, "before_cursor_execute", capture)
+            for engine in engines:
+                event.remove(engine, "before_cursor_execute", capture)
 
         assert len(captured) >= 15
         connection = db.session.connection()
