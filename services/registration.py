@@ -14,12 +14,13 @@ from datetime import datetime
 from sqlalchemy import and_, bindparam, select
 
 from models import GiveawayState, Participant, ParticipantUser
-from services import captcha
+from services import captcha, prepared
 from services.audit import EventType, record_event
 from services.clients.giveaway import Giveaway, get_giveaway
 from services.commitments import ensure_giveaway_state
 from services.errors import GiveawayNotActive, NotSubscribed, ServiceError
 from services.numbering import NUMBER_EVERY, lock_key, number_pending
+from services.prepared import Prepared
 from services.sql import upsert_insert
 from services.subscription import check_subscription, recent_subscription
 from services.transaction import (
@@ -182,13 +183,17 @@ _STANDING = (
 )
 
 
-# The same query as plain SQL for PostgreSQL's hot path (no statement compilation per call).
-_STANDING_POSTGRES = """
+# The same query, prepared, for PostgreSQL's hot path (no compilation, no planning per call).
+_STANDING_POSTGRES = Prepared(
+    "participant_standing",
+    """
 SELECT u.captcha_completed_at, u.username, u.first_name, u.last_name, e.id, e.participated_at
 FROM participant_users u
 LEFT JOIN participant_entries e ON e.user_id = u.user_id AND e.giveaway_id = %(giveaway_id)s
 WHERE u.user_id = %(user_id)s
-"""
+""",
+    {"giveaway_id": "bigint", "user_id": "bigint"},
+)
 
 
 def _standing(*, user_id: int, giveaway_id: int) -> _Standing:
@@ -196,7 +201,7 @@ def _standing(*, user_id: int, giveaway_id: int) -> _Standing:
     parameters = {"giveaway_id": giveaway_id, "user_id": user_id}
     with read_connection() as connection:
         if connection.dialect.name == "postgresql":
-            row = connection.exec_driver_sql(_STANDING_POSTGRES, parameters).one_or_none()
+            row = prepared.execute(connection, _STANDING_POSTGRES, parameters).one_or_none()
         else:
             row = connection.execute(_STANDING, parameters).one_or_none()
     if row is None:
@@ -261,12 +266,15 @@ def _write_entry(
     return written
 
 
-# PostgreSQL: the whole registration write in one round trip. A multi-statement string runs as
-# one transaction on the server: the shared advisory lock first (a draw closing the giveaway waits
-# for it), then, on a fresh snapshot, the entry and its audit event, only if the user's captcha is
-# done and entries are open; the answer also names the user's existing entry, if any.
-_ENTER_POSTGRES = """
-SELECT pg_advisory_xact_lock_shared(%(lock_namespace)s, %(lock_key)s);
+# PostgreSQL: the whole registration write in one round trip (prepared: planning it cost more
+# than running it). A multi-statement string runs as one transaction on the server: the shared
+# advisory lock first (a draw closing the giveaway waits for it), then, on a fresh snapshot, the
+# entry and its audit event, only if the user's captcha is done and entries are open; the answer
+# also names the user's existing entry, if any.
+_ENTER_LOCK = "SELECT pg_advisory_xact_lock_shared(%(lock_namespace)s, %(lock_key)s)"
+_ENTER_POSTGRES = Prepared(
+    "participant_enter",
+    """
 WITH captcha AS (
     SELECT 1 FROM participant_users
     WHERE user_id = %(user_id)s AND captcha_completed_at IS NOT NULL
@@ -293,7 +301,19 @@ SELECT (SELECT id FROM entry), EXISTS (SELECT 1 FROM captcha), existing.id,
 FROM (VALUES (1)) AS one
 LEFT JOIN participant_entries existing
        ON existing.giveaway_id = %(giveaway_id)s AND existing.user_id = %(user_id)s
-"""
+""",
+    {
+        "giveaway_id": "bigint",
+        "user_id": "bigint",
+        "username": "text",
+        "first_name": "text",
+        "last_name": "text",
+        "now": "timestamptz",
+        "verified_at": "timestamptz",
+        "actor": "text",
+        "request_id": "text",
+    },
+)
 _NO_STATE = object()  # the giveaway's state row is missing
 _NO_CAPTCHA = object()  # the user has not completed the captcha
 
@@ -311,7 +331,8 @@ def _insert_entry(
     now = utcnow()
     with autocommit_connection() as connection:
         if connection is not None:
-            written = connection.exec_driver_sql(
+            written = prepared.execute(
+                connection,
                 _ENTER_POSTGRES,
                 {
                     **lock_key(giveaway_id),
@@ -325,6 +346,7 @@ def _insert_entry(
                     "actor": current_caller(),
                     "request_id": current_request_id(),
                 },
+                first=_ENTER_LOCK,
             ).one()
         else:
             written = _insert_entry_in_transaction(giveaway_id, user_id, pending, verified_at, now)
