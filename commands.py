@@ -7,7 +7,7 @@ import json
 import click
 from flask import Flask
 
-from services import captcha, draws, listing
+from services import captcha, draws, listing, subscription
 
 
 def register_commands(app: Flask) -> None:
@@ -15,9 +15,12 @@ def register_commands(app: Flask) -> None:
 
     @app.cli.command("clean-captcha")
     def clean_captcha() -> None:
-        """Forget expired captcha challenges, ended lockouts and stale failures."""
+        """Forget expired captcha challenges, ended lockouts, stale failures, and Telegram
+        "subscribed" answers older than SUBSCRIPTION_CACHE_SECONDS."""
         removed = captcha.clean_expired_challenges()
         click.echo(f"removed {removed} expired captcha record(s)")
+        forgotten = subscription.forget_expired()
+        click.echo(f"removed {forgotten} expired subscription answer(s)")
 
     @app.cli.command("verify-draws")
     @click.option("--giveaway-id", type=int, default=None, help="Only this giveaway.")

@@ -10,6 +10,7 @@ before the fork), and ``/metrics`` adds them up. METRICS_PORT additionally serve
 master process on an internal port (METRICS_BIND, default 127.0.0.1).
 """
 
+import gc
 import os
 import shutil
 import sys
@@ -75,6 +76,17 @@ def post_fork(server, worker):
         from psycogreen.gevent import patch_psycopg
 
         patch_psycopg()
+
+
+def post_worker_init(worker):
+    """The application is built: move everything alive now out of the garbage collector's sight.
+
+    The app, its models and its libraries never become garbage; left in view, every full
+    collection walks all of them (a measured 60 ms pause in a worker, stalling every request it
+    holds, every few thousand requests).
+    """
+    gc.collect()
+    gc.freeze()
 
 
 def on_exit(server):

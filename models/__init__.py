@@ -5,6 +5,7 @@ from models.audit import AuditEvent
 from models.base import Base
 from models.captcha import CaptchaChallenge
 from models.draw import DrawRecord
+from models.membership import Membership
 from models.participant import GiveawayState, Participant, ParticipantUser
 
 __all__ = [
@@ -13,6 +14,7 @@ __all__ = [
     "CaptchaChallenge",
     "DrawRecord",
     "GiveawayState",
+    "Membership",
     "Participant",
     "ParticipantUser",
 ]

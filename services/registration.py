@@ -13,16 +13,17 @@ from datetime import datetime
 
 from sqlalchemy import and_, bindparam, select
 
-from models import GiveawayState, Participant, ParticipantUser
+from models import GiveawayState, Membership, Participant, ParticipantUser
 from services import captcha, prepared
 from services.audit import EventType, record_event
+from services.clients.channel import get_channel
 from services.clients.giveaway import Giveaway, get_giveaway
 from services.commitments import ensure_giveaway_state
-from services.errors import GiveawayNotActive, NotSubscribed, ServiceError
+from services.errors import GiveawayNotActive, NotSubscribed, ServiceError, UpstreamUnavailable
 from services.numbering import NUMBER_EVERY, lock_key, number_pending
 from services.prepared import Prepared
 from services.sql import upsert_insert
-from services.subscription import check_subscription, recent_subscription
+from services.subscription import SubscriptionCheck, check_subscription, remembered_since
 from services.transaction import (
     autocommit_connection,
     read_connection,
@@ -101,17 +102,14 @@ def _register(
     pending = PendingRegistration(
         giveaway_id=giveaway_id, username=username, first_name=first_name, last_name=last_name
     )
-    recent = recent_subscription(account_id=giveaway.account_id, user_id=user_id)
-    if recent is not None:
-        # Telegram said "subscribed" moments ago: the write itself settles the rest of the
-        # order (already in? captcha done? entries open?), in one round trip on PostgreSQL.
-        entry = _write_entry(giveaway, user_id, pending, recent.verified_at)
-        if entry is not None:
-            return RegistrationResult(entry=entry)
-    standing = _standing(user_id=user_id, giveaway_id=giveaway_id)
-    if standing.entry is not None:
-        return RegistrationResult(entry=standing.entry)
-    if not standing.captcha_completed:
+    # One write settles the order as far as the database knows it: already in? captcha done?
+    # a "subscribed" answer from Telegram recent enough to rely on? then the entry.
+    written = _write_entry(
+        giveaway, user_id, pending, channel_id=_channel_id(giveaway.account_id), check=None
+    )
+    if written.entry is not None:
+        return RegistrationResult(entry=written.entry)
+    if not written.captcha_completed:
         challenge = captcha.request_challenge(user_id=user_id, pending=pending)
         if challenge.outcome is not Outcome.PASSED:
             return RegistrationResult(challenge=challenge)
@@ -149,6 +147,15 @@ def answer_captcha(*, user_id: int, giveaway_id: int, answer: int) -> CaptchaAns
         error.extra["captcha_completed"] = True
         raise
     return CaptchaAnswerResult(decision=decision, entry=result.entry)
+
+
+def _channel_id(account_id: int) -> int | None:
+    """The account's channel, or None when it cannot be known now (the Telegram check that
+    follows, in its place in the order, reports why)."""
+    try:
+        return get_channel(account_id).channel_id
+    except (ServiceError, UpstreamUnavailable):
+        return None
 
 
 def _active_giveaway(giveaway_id: int) -> Giveaway:
@@ -223,7 +230,7 @@ def _standing(*, user_id: int, giveaway_id: int) -> _Standing:
 
 
 def _enter(giveaway: Giveaway, user_id: int, pending: PendingRegistration) -> Entry:
-    check = check_subscription(account_id=giveaway.account_id, user_id=user_id, accept_recent=True)
+    check = check_subscription(account_id=giveaway.account_id, user_id=user_id, remember=False)
     if not check.is_subscribed:
         channel = {
             "channel_username": check.channel.channel_username,
@@ -242,35 +249,48 @@ def _enter(giveaway: Giveaway, user_id: int, pending: PendingRegistration) -> En
             details=channel,
             extra={"channel_info": {"channel_id": check.channel.channel_id, **channel}},
         )
-    entry = _write_entry(giveaway, user_id, pending, check.verified_at)
-    if entry is None:  # the captcha was completed just before; only a vanished user row gets here
+    written = _write_entry(
+        giveaway, user_id, pending, channel_id=check.channel.channel_id, check=check
+    )
+    if written.entry is None:  # the captcha was completed just before: only a deleted user
         raise GiveawayNotActive(details={"giveaway_id": giveaway.id, "reason": "no_user"})
-    return entry
+    return written.entry
+
+
+@dataclass(frozen=True)
+class _Written:
+    entry: Entry | None  # the new entry, or the user's existing one
+    captcha_completed: bool
 
 
 def _write_entry(
-    giveaway: Giveaway, user_id: int, pending: PendingRegistration, verified_at: datetime
-) -> Entry | None:
-    """The entry (new, or the user's existing one), or None when the user's captcha is not done."""
+    giveaway: Giveaway,
+    user_id: int,
+    pending: PendingRegistration,
+    *,
+    channel_id: int | None,
+    check: SubscriptionCheck | None,
+) -> _Written:
+    """Enter the user if everything allows it; ``check`` is Telegram's fresh "subscribed" answer
+    (remembered with the entry), else only a remembered one will do."""
     ensure_giveaway_state(giveaway.id, account_id=giveaway.account_id)
-    written = _insert_entry(giveaway.id, user_id, pending, verified_at)
+    written = _insert_entry(giveaway.id, user_id, pending, channel_id, check)
     if written is _NO_STATE:
         # The state row vanished under us (never in production: rows are not deleted); make it
         # again once rather than refusing the user.
         ensure_giveaway_state(giveaway.id, account_id=giveaway.account_id, force=True)
-        written = _insert_entry(giveaway.id, user_id, pending, verified_at)
+        written = _insert_entry(giveaway.id, user_id, pending, channel_id, check)
     if written is _NO_STATE:
         raise GiveawayNotActive(details={"giveaway_id": giveaway.id, "reason": "no_state"})
-    if written is _NO_CAPTCHA:
-        return None
     return written
 
 
 # PostgreSQL: the whole registration write in one round trip (prepared: planning it cost more
 # than running it). A multi-statement string runs as one transaction on the server: the shared
-# advisory lock first (a draw closing the giveaway waits for it), then, on a fresh snapshot, the
-# entry and its audit event, only if the user's captcha is done and entries are open; the answer
-# also names the user's existing entry, if any.
+# advisory lock first (a draw closing the giveaway waits for it), then, on a fresh snapshot:
+# Telegram's fresh "subscribed" answer remembered (when one is given), and the entry with its
+# audit event, only if the captcha is done, a fresh or recent-enough "subscribed" answer exists
+# and entries are open. The answer also says what was missing, and names an existing entry.
 _ENTER_LOCK = "SELECT pg_advisory_xact_lock_shared(%(lock_namespace)s, %(lock_key)s)"
 _ENTER_POSTGRES = Prepared(
     "participant_enter",
@@ -278,12 +298,26 @@ _ENTER_POSTGRES = Prepared(
 WITH captcha AS (
     SELECT 1 FROM participant_users
     WHERE user_id = %(user_id)s AND captcha_completed_at IS NOT NULL
+), fresh AS (
+    INSERT INTO participant_memberships (channel_id, user_id, status, verified_at)
+    SELECT %(channel_id)s, %(user_id)s, %(status)s, %(verified_at)s
+    WHERE %(verified_at)s IS NOT NULL
+    ON CONFLICT (channel_id, user_id)
+        DO UPDATE SET status = EXCLUDED.status, verified_at = EXCLUDED.verified_at
+    RETURNING verified_at
+), member AS (
+    SELECT verified_at FROM fresh
+    UNION ALL
+    SELECT verified_at FROM participant_memberships
+    WHERE channel_id = %(channel_id)s AND user_id = %(user_id)s AND verified_at > %(since)s
+      AND %(verified_at)s IS NULL
 ), entry AS (
     INSERT INTO participant_entries
         (giveaway_id, user_id, username, first_name, last_name, participated_at,
          subscription_verified_at)
     SELECT %(giveaway_id)s, %(user_id)s, %(username)s, %(first_name)s, %(last_name)s, %(now)s,
-           %(verified_at)s
+           member.verified_at
+    FROM member
     WHERE EXISTS (SELECT 1 FROM captcha)
       AND EXISTS (SELECT 1 FROM participant_giveaways
                   WHERE giveaway_id = %(giveaway_id)s AND closed_at IS NULL)
@@ -296,8 +330,8 @@ WITH captcha AS (
            jsonb_build_object('participant_id', entry.id)
     FROM entry
 )
-SELECT (SELECT id FROM entry), EXISTS (SELECT 1 FROM captcha), existing.id,
-       existing.participated_at
+SELECT (SELECT id FROM entry), EXISTS (SELECT 1 FROM captcha), EXISTS (SELECT 1 FROM member),
+       existing.id, existing.participated_at
 FROM (VALUES (1)) AS one
 LEFT JOIN participant_entries existing
        ON existing.giveaway_id = %(giveaway_id)s AND existing.user_id = %(user_id)s
@@ -309,100 +343,132 @@ LEFT JOIN participant_entries existing
         "first_name": "text",
         "last_name": "text",
         "now": "timestamptz",
+        "channel_id": "bigint",
+        "status": "text",
         "verified_at": "timestamptz",
+        "since": "timestamptz",
         "actor": "text",
         "request_id": "text",
     },
 )
 _NO_STATE = object()  # the giveaway's state row is missing
-_NO_CAPTCHA = object()  # the user has not completed the captcha
 
 
 def _insert_entry(
-    giveaway_id: int, user_id: int, pending: PendingRegistration, verified_at: datetime
-) -> Entry | object:
+    giveaway_id: int,
+    user_id: int,
+    pending: PendingRegistration,
+    channel_id: int | None,
+    check: SubscriptionCheck | None,
+) -> _Written | object:
     """Insert the entry and its audit event in one transaction, in parallel with every other
     registration (entries are numbered later, in batches: ``services.numbering``).
 
     Returns the new entry, or the existing one when the user is already in (a parallel request
-    may have won); ``_NO_CAPTCHA`` when the user's captcha is not done, ``_NO_STATE`` when the
-    giveaway's state row is missing; raises GiveawayNotActive when a draw closed its entries.
+    may have won), or what was missing (captcha, subscription); ``_NO_STATE`` when the giveaway's
+    state row is missing; raises GiveawayNotActive when a draw closed its entries.
     """
     now = utcnow()
+    parameters = {
+        "giveaway_id": giveaway_id,
+        "user_id": user_id,
+        "username": pending.username,
+        "first_name": pending.first_name,
+        "last_name": pending.last_name,
+        "now": now,
+        "channel_id": channel_id,
+        "status": check.status if check else None,
+        "verified_at": check.verified_at if check else None,
+        "since": remembered_since(now),
+        "actor": current_caller(),
+        "request_id": current_request_id(),
+    }
     with autocommit_connection() as connection:
         if connection is not None:
             written = prepared.execute(
                 connection,
                 _ENTER_POSTGRES,
-                {
-                    **lock_key(giveaway_id),
-                    "giveaway_id": giveaway_id,
-                    "user_id": user_id,
-                    "username": pending.username,
-                    "first_name": pending.first_name,
-                    "last_name": pending.last_name,
-                    "now": now,
-                    "verified_at": verified_at,
-                    "actor": current_caller(),
-                    "request_id": current_request_id(),
-                },
+                {**parameters, **lock_key(giveaway_id)},
                 first=_ENTER_LOCK,
             ).one()
         else:
-            written = _insert_entry_in_transaction(giveaway_id, user_id, pending, verified_at, now)
-    participant_id, captcha_completed, existing_id, existing_at = written
+            written = _insert_entry_in_transaction(parameters)
+    participant_id, captcha_completed, subscribed, existing_id, existing_at = written
     if existing_id is not None:
-        return Entry(
+        entry = Entry(
             participant_id=existing_id, participated_at=existing_at, already_registered=True
         )
+        return _Written(entry=entry, captcha_completed=True)
     if participant_id is not None:
         if participant_id % NUMBER_EVERY == 0:
             number_pending(giveaway_id, wait=False, limit=10_000)
-        return Entry(participant_id=participant_id, participated_at=now, already_registered=False)
-    if not captcha_completed:
-        return _NO_CAPTCHA
+        entry = Entry(participant_id=participant_id, participated_at=now, already_registered=False)
+        return _Written(entry=entry, captcha_completed=True)
+    if not (captcha_completed and subscribed):
+        return _Written(entry=None, captcha_completed=captcha_completed)
     return _why_not_entered(giveaway_id, user_id)
 
 
 def _insert_entry_in_transaction(
-    giveaway_id: int,
-    user_id: int,
-    pending: PendingRegistration,
-    verified_at: datetime,
-    now: datetime,
-) -> tuple[int | None, bool, int | None, datetime | None]:
+    parameters: dict,
+) -> tuple[int | None, bool, bool, int | None, datetime | None]:
     """The same write as ``_ENTER_POSTGRES``, statement by statement (SQLite, where BEGIN
     IMMEDIATE already keeps a closing draw out of this transaction), with the same answer: the
-    new entry's id, whether the captcha is done, the existing entry's id and time."""
+    new entry's id, whether the captcha is done and a subscription known, the existing entry."""
+    giveaway_id, user_id = parameters["giveaway_id"], parameters["user_id"]
+    verified_at = parameters["verified_at"]
     with write_transaction() as session:
+        if verified_at is not None:
+            statement = upsert_insert(session, Membership).values(
+                channel_id=parameters["channel_id"],
+                user_id=user_id,
+                status=parameters["status"],
+                verified_at=verified_at,
+            )
+            session.execute(
+                statement.on_conflict_do_update(
+                    index_elements=["channel_id", "user_id"],
+                    set_={
+                        "status": statement.excluded.status,
+                        "verified_at": statement.excluded.verified_at,
+                    },
+                )
+            )
+        elif parameters["channel_id"] is not None:
+            verified_at = session.scalar(
+                select(Membership.verified_at).where(
+                    Membership.channel_id == parameters["channel_id"],
+                    Membership.user_id == user_id,
+                    Membership.verified_at > parameters["since"],
+                )
+            )
         existing = session.execute(
             select(_ENTRIES.c.id, _ENTRIES.c.participated_at).where(
                 _ENTRIES.c.giveaway_id == giveaway_id, _ENTRIES.c.user_id == user_id
             )
         ).one_or_none()
-        if existing is not None:
-            return None, True, existing.id, existing.participated_at
         completed = session.scalar(
             select(_USERS.c.captcha_completed_at).where(_USERS.c.user_id == user_id)
         )
-        if completed is None:
-            return None, False, None, None
+        subscribed = verified_at is not None
+        if existing is not None:
+            return None, completed is not None, subscribed, existing.id, existing.participated_at
         open_ = session.scalar(
             select(GiveawayState.giveaway_id).where(
                 GiveawayState.giveaway_id == giveaway_id, GiveawayState.closed_at.is_(None)
             )
         )
-        if open_ is None:
-            return None, True, None, None
+        if completed is None or not subscribed or open_ is None:
+            return None, completed is not None, subscribed, None, None
         participant_id = session.execute(
             upsert_insert(session, _ENTRIES)
             .values(
                 giveaway_id=giveaway_id,
                 user_id=user_id,
-                username=pending.username,
-                first_name=pending.first_name,
-                last_name=pending.last_name,
-                participated_at=now,
+                username=parameters["username"],
+                first_name=parameters["first_name"],
+                last_name=parameters["last_name"],
+                participated_at=parameters["now"],
                 subscription_verified_at=verified_at,
             )
             .on_conflict_do_nothing(index_elements=["giveaway_id", "user_id"])
@@ -415,12 +481,12 @@ def _insert_entry_in_transaction(
                 giveaway_id=giveaway_id,
                 user_id=user_id,
                 facts={"participant_id": participant_id},
-                occurred_at=now,
+                occurred_at=parameters["now"],
             )
-        return participant_id, True, None, None
+        return participant_id, True, True, None, None
 
 
-def _why_not_entered(giveaway_id: int, user_id: int) -> Entry | object:
+def _why_not_entered(giveaway_id: int, user_id: int) -> _Written | object:
     """After a write that inserted nothing although the captcha is done: the user got in
     meanwhile, or entries are closed, or the giveaway's state row is missing (``_NO_STATE``)."""
     with read_only() as session:
@@ -431,9 +497,10 @@ def _why_not_entered(giveaway_id: int, user_id: int) -> Entry | object:
         ).one_or_none()
         state = session.get(GiveawayState, giveaway_id)
     if row is not None:
-        return Entry(
+        entry = Entry(
             participant_id=row.id, participated_at=row.participated_at, already_registered=True
         )
+        return _Written(entry=entry, captcha_completed=True)
     if state is None:
         return _NO_STATE
     raise GiveawayNotActive(details={"giveaway_id": giveaway_id, "reason": "entries_closed"})

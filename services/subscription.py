@@ -5,26 +5,31 @@ Subscribed means ``creator``, ``administrator``, ``member``, or ``restricted`` w
 not admin, an unknown chat, a sibling service down) is ``SubscriptionCheckUnavailable``: retryable,
 and never read as subscribed.
 
-A registration may rely on a "subscribed" answer Telegram gave within
-``SUBSCRIPTION_CACHE_SECONDS`` (a returning user, or one the Bot just checked with
-verify-subscription): it saves a Telegram call, and Telegram's per-bot rate limits, in a burst.
-Only "subscribed" is remembered, so a user told to join who joins and taps again is asked about
-afresh; a fresh "not subscribed" forgets it at once; and the draw always asks Telegram again.
+Telegram's "subscribed" answers are remembered in ``participant_memberships``, and a registration
+may rely on one given within ``SUBSCRIPTION_CACHE_SECONDS`` (a returning user, or one the Bot just
+checked with verify-subscription): it saves a Telegram call, and Telegram's per-bot rate limits,
+in a burst. The registration reads it in its own write statement (services/registration.py). Only
+"subscribed" is remembered, so a user told to join who joins and taps again is asked afresh; a
+fresh "not subscribed" forgets it at once; verify-subscription and the draw always ask Telegram.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete
 
 from config import current_settings
-from services.cache import shared_cache
+from models import Membership
 from services.clients.auth import forget_bot_credentials, get_bot_credentials
 from services.clients.channel import Channel, get_channel
 from services.clients.telegram import InvalidBotToken, get_chat_member
-from services.errors import ServiceError, SubscriptionCheckUnavailable, UpstreamUnavailable
-from utils.metrics import CACHE_LOOKUPS, SUBSCRIPTION_CHECKS
-from utils.timeutil import as_utc, utcnow
+from services.errors import SubscriptionCheckUnavailable, UpstreamUnavailable
+from services.sql import upsert_insert
+from services.transaction import write_transaction
+from utils.metrics import SUBSCRIPTION_CHECKS
+from utils.timeutil import utcnow
 
 
 @dataclass(frozen=True)
@@ -38,17 +43,13 @@ class SubscriptionCheck:
 
 
 def check_subscription(
-    *, account_id: int, user_id: int, accept_recent: bool = False
+    *, account_id: int, user_id: int, remember: bool = True
 ) -> SubscriptionCheck:
     """Ask Telegram (with the account's bot) whether the user is in the account's channel.
 
-    ``accept_recent``: a "subscribed" answer given within ``SUBSCRIPTION_CACHE_SECONDS`` will do
-    (its ``verified_at`` is when Telegram gave it). Without it, Telegram is always asked.
+    A "subscribed" answer is remembered unless ``remember`` is false (the registration writes it
+    with the entry); a "not subscribed" one always forgets what was remembered.
     """
-    if accept_recent:
-        recent = recent_subscription(account_id=account_id, user_id=user_id)
-        if recent is not None:
-            return recent
     try:
         channel = get_channel(account_id)
         credentials = get_bot_credentials(account_id)
@@ -72,41 +73,49 @@ def check_subscription(
         channel=channel,
         verified_at=utcnow(),
     )
-    key = _key(channel, user_id)
-    if check.is_subscribed:
-        ttl = current_settings().subscription_cache_seconds
-        shared_cache().set(
-            key, {"status": check.status, "verified_at": check.verified_at.isoformat()}, ttl
-        )
-    else:
-        shared_cache().delete(key)
+    if not check.is_subscribed:
+        with write_transaction() as session:
+            forget(session, channel_id=channel.channel_id, user_id=user_id)
+    elif remember:
+        _remember(check, user_id)
     return check
 
 
-def recent_subscription(*, account_id: int, user_id: int) -> SubscriptionCheck | None:
-    """The "subscribed" answer Telegram gave within ``SUBSCRIPTION_CACHE_SECONDS``, if any.
+def remembered_since(now: datetime) -> datetime:
+    """The oldest "subscribed" answer a registration at ``now`` may rely on."""
+    return now - timedelta(seconds=current_settings().subscription_cache_seconds)
 
-    Never raises: whatever stands in the way (a sibling down, an unknown account) is found and
-    reported by the full check, in its place in the registration order.
-    """
-    if current_settings().subscription_cache_seconds <= 0:
-        return None
-    try:
-        channel = get_channel(account_id)
-    except (ServiceError, UpstreamUnavailable):
-        return None
-    remembered = shared_cache().get(_key(channel, user_id))
-    if remembered is None:
-        CACHE_LOOKUPS.labels("member", "miss").inc()
-        return None
-    CACHE_LOOKUPS.labels("member", "hit").inc()
-    return SubscriptionCheck(
-        is_subscribed=True,
-        status=remembered["status"],
-        channel=channel,
-        verified_at=as_utc(datetime.fromisoformat(remembered["verified_at"])),
+
+def forget(session, *, channel_id: int, user_id: int) -> None:
+    """Drop the remembered answer for this user and channel (in the caller's transaction)."""
+    session.execute(
+        delete(Membership).where(Membership.channel_id == channel_id, Membership.user_id == user_id)
     )
 
 
-def _key(channel: Channel, user_id: int) -> str:
-    return f"member:{channel.channel_id}:{user_id}"
+def forget_expired() -> int:
+    """Delete the answers no registration may rely on any more; returns how many."""
+    with write_transaction() as session:
+        result = session.execute(
+            delete(Membership).where(Membership.verified_at <= remembered_since(utcnow()))
+        )
+    return result.rowcount or 0
+
+
+def _remember(check: SubscriptionCheck, user_id: int) -> None:
+    with write_transaction() as session:
+        statement = upsert_insert(session, Membership).values(
+            channel_id=check.channel.channel_id,
+            user_id=user_id,
+            status=check.status,
+            verified_at=check.verified_at,
+        )
+        session.execute(
+            statement.on_conflict_do_update(
+                index_elements=["channel_id", "user_id"],
+                set_={
+                    "status": statement.excluded.status,
+                    "verified_at": statement.excluded.verified_at,
+                },
+            )
+        )

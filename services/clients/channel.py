@@ -57,7 +57,7 @@ def _fetch(account_id: int) -> Channel:
         raise UpstreamUnavailable(PEER, f"unexpected_answer_{answer.status}")
     try:
         return Channel(
-            channel_id=int(channel["channel_id"]),
+            channel_id=_chat_id(channel["channel_id"]),
             channel_username=_username(channel.get("channel_username")),
             channel_title=None
             if channel.get("channel_title") is None
@@ -66,6 +66,14 @@ def _fetch(account_id: int) -> Channel:
         )
     except (KeyError, TypeError, ValueError):
         raise UpstreamUnavailable(PEER, "malformed_body") from None
+
+
+def _chat_id(value: object) -> int:
+    """A Telegram chat id: a 64-bit integer (as the Bot API documents; stored as BIGINT)."""
+    chat_id = int(value)  # type: ignore[call-overload]
+    if not -(2**63) <= chat_id < 2**63:
+        raise ValueError("chat id out of range")
+    return chat_id
 
 
 def _username(value: object) -> str | None:

@@ -5,15 +5,17 @@ from __future__ import annotations
 import csv
 import io
 import json
+from datetime import timedelta
 
 import pytest
 import requests
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from extensions import db
-from models import AuditEvent, CaptchaChallenge, Participant, ParticipantUser
+from models import AuditEvent, CaptchaChallenge, Membership, Participant, ParticipantUser
 from services import captcha
 from tests.conftest import ADMIN, BOT, BOT_TOKEN, TELEGRAM_URL
+from utils.timeutil import utcnow
 
 USER = 5_000_000_001  # above 2^32, as real Telegram ids are
 
@@ -262,12 +264,9 @@ def test_a_user_who_is_not_subscribed_is_told_which_channel_to_join(app, client,
     assert audit_types(app)[-1] == "subscription_refused"
 
 
-@pytest.mark.parametrize("use_redis", [False, True], ids=["memory-cache", "redis-cache"])
 def test_a_recent_subscribed_answer_spares_telegram_and_the_entry_says_when_it_was_given(
-    make_app, peers, use_redis
+    app, client, peers
 ):
-    app = make_app(redis=use_redis)
-    client = app.test_client()
     peers.standard(1, 2)
     pass_captcha(app, client)
     assert peers.calls_to(TELEGRAM_URL) == 1
@@ -323,6 +322,26 @@ def test_a_fresh_not_subscribed_answer_forgets_the_remembered_one(app, client, p
     assert response.status_code == 403
     assert response.get_json()["error_code"] == "USER_NOT_SUBSCRIBED"
     assert entries(app, giveaway_id=2) == []
+
+
+def test_an_answer_older_than_the_cache_window_is_asked_again_and_cleaned_up(app, client, peers):
+    peers.standard(1, 2)
+    pass_captcha(app, client)
+    with app.app_context():
+        db.session.execute(update(Membership).values(verified_at=utcnow() - timedelta(seconds=301)))
+        db.session.commit()
+    peers.members[USER] = "left"
+    assert register(client, giveaway_id=2).status_code == 403
+    assert peers.calls_to(TELEGRAM_URL) == 2
+    peers.members[USER] = "member"
+    assert register(client, giveaway_id=2).status_code == 201
+    with app.app_context():
+        db.session.execute(update(Membership).values(verified_at=utcnow() - timedelta(seconds=301)))
+        db.session.commit()
+    result = app.test_cli_runner().invoke(args=["clean-captcha"])
+    assert "removed 1 expired subscription answer(s)" in result.output
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(Membership)) == 0
 
 
 def test_with_no_subscription_cache_every_registration_asks_telegram(make_app, peers):

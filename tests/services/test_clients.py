@@ -84,6 +84,19 @@ def test_garbage_from_the_giveaway_service_is_unavailable(app, peers, status, bo
         giveaway.get_giveaway(1)
 
 
+@pytest.mark.parametrize("channel_id", [2**63, -(2**63) - 1, "not a number", None])
+def test_a_channel_id_that_is_no_telegram_chat_id_means_nobody_can_be_verified(
+    app, client, peers, channel_id
+):
+    peers.standard()
+    peers.channel(channel_id=channel_id)
+    response = client.post(
+        "/api/participants/verify-subscription", json={"user_id": 7, "account_id": 42}, headers=BOT
+    )
+    assert response.status_code == 503
+    assert response.get_json()["error_code"] == "SUBSCRIPTION_CHECK_UNAVAILABLE"
+
+
 def test_an_invalid_giveaway_account_is_a_clear_conflict(app, peers):
     peers.mock.get(f"{GIVEAWAY_URL}/api/giveaways/1", status=400, json={"success": False})
     with app.app_context(), pytest.raises(GiveawayMisconfigured):
