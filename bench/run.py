@@ -2482,6 +2482,7 @@ def main(argv: list[str] | None = None) -> int:
             )
         log(f"  {world.total_entries:,} entries loaded in {world.load_seconds:.1f} s")
     else:
+        migrate_seconds = migrate(logs)  # a kept database gets the migrations added since
         log(f"database {DB_NAME}: kept (--keep-db), draws reset; {world.total_entries:,} entries")
 
     stack = Stack(logs)

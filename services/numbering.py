@@ -30,7 +30,7 @@ _NUMBER_BATCH = text(
 )
 # A registration whose entry id is a multiple of this numbers the pending entries of its
 # giveaway, so readers rarely find more than a few hundred to number.
-NUMBER_EVERY = 64
+NUMBER_EVERY = 256
 
 
 def _is_postgres(session: Session) -> bool:

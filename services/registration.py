@@ -25,7 +25,7 @@ from services.prepared import Prepared
 from services.sql import upsert_insert
 from services.subscription import SubscriptionCheck, check_subscription, remembered_since
 from services.transaction import (
-    autocommit_connection,
+    autocommit_engine,
     read_connection,
     read_only,
     write_transaction,
@@ -206,27 +206,24 @@ WHERE u.user_id = %(user_id)s
 def _standing(*, user_id: int, giveaway_id: int) -> _Standing:
     """The user's entry in this giveaway (if any) and whether their captcha is done: one query."""
     parameters = {"giveaway_id": giveaway_id, "user_id": user_id}
-    with read_connection() as connection:
-        if connection.dialect.name == "postgresql":
-            row = prepared.execute(connection, _STANDING_POSTGRES, parameters).one_or_none()
-        else:
+    engine = autocommit_engine()
+    if engine is not None:
+        row = prepared.fetch_one(engine, _STANDING_POSTGRES, parameters)
+    else:
+        with read_connection() as connection:
             row = connection.execute(_STANDING, parameters).one_or_none()
     if row is None:
         return _Standing(entry=None, captcha_completed=False)
+    completed_at, username, first_name, last_name, entry_id, participated_at = row
     entry = None
-    if row.id is not None:
+    if entry_id is not None:
         entry = Entry(
-            participant_id=row.id, participated_at=row.participated_at, already_registered=True
+            participant_id=entry_id, participated_at=participated_at, already_registered=True
         )
     profile = PendingRegistration(
-        giveaway_id=giveaway_id,
-        username=row.username,
-        first_name=row.first_name,
-        last_name=row.last_name,
+        giveaway_id=giveaway_id, username=username, first_name=first_name, last_name=last_name
     )
-    return _Standing(
-        entry=entry, captcha_completed=row.captcha_completed_at is not None, profile=profile
-    )
+    return _Standing(entry=entry, captcha_completed=completed_at is not None, profile=profile)
 
 
 def _enter(giveaway: Giveaway, user_id: int, pending: PendingRegistration) -> Entry:
@@ -383,16 +380,13 @@ def _insert_entry(
         "actor": current_caller(),
         "request_id": current_request_id(),
     }
-    with autocommit_connection() as connection:
-        if connection is not None:
-            written = prepared.execute(
-                connection,
-                _ENTER_POSTGRES,
-                {**parameters, **lock_key(giveaway_id)},
-                first=_ENTER_LOCK,
-            ).one()
-        else:
-            written = _insert_entry_in_transaction(parameters)
+    engine = autocommit_engine()
+    if engine is not None:
+        written = prepared.fetch_one(
+            engine, _ENTER_POSTGRES, {**parameters, **lock_key(giveaway_id)}, first=_ENTER_LOCK
+        )
+    else:
+        written = _insert_entry_in_transaction(parameters)
     participant_id, captcha_completed, subscribed, existing_id, existing_at = written
     if existing_id is not None:
         entry = Entry(

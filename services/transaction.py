@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from flask import current_app
-from sqlalchemy import Connection, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.orm import Session
 
 from extensions import db
@@ -54,16 +54,9 @@ def read_connection() -> Iterator[Connection]:
         yield session.connection()
 
 
-@contextmanager
-def autocommit_connection() -> Iterator[Connection | None]:
-    """PostgreSQL only: a connection outside any client-side transaction, for a statement (or
-    a multi-statement string, which the server runs as one transaction). None elsewhere."""
-    engine = current_app.extensions.get("telegive.autocommit_engine")
-    if engine is None:
-        yield None
-        return
-    with engine.connect() as connection:
-        yield connection
+def autocommit_engine() -> Engine | None:
+    """PostgreSQL only: the engine whose connections are always in autocommit mode."""
+    return current_app.extensions.get("telegive.autocommit_engine")
 
 
 @contextmanager

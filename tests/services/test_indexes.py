@@ -78,7 +78,26 @@ def test_every_read_uses_an_index(app, peers):
             for engine in engines:
                 event.remove(engine, "before_cursor_execute", capture)
 
-        assert len(captured) >= 15
+        # The registration's prepared statements go straight to the DBAPI cursor (no events).
+        now = utcnow()
+        captured.append((registration._STANDING_POSTGRES.sql, {"giveaway_id": 1, "user_id": 10}))
+        for verified_at in (None, now):  # a remembered answer looked up, or a fresh one written
+            captured.append(
+                (
+                    registration._ENTER_POSTGRES.sql,
+                    {
+                        **dict.fromkeys(registration._ENTER_POSTGRES.types),
+                        "giveaway_id": 1,
+                        "user_id": 10,
+                        "now": now,
+                        "channel_id": -1001,
+                        "status": "member",
+                        "verified_at": verified_at,
+                        "since": now - timedelta(minutes=5),
+                    },
+                )
+            )
+        assert len(captured) >= 17
         connection = db.session.connection()
         leading = dict(
             connection.execute(

@@ -1,10 +1,12 @@
-"""Prepared statements: written once per connection, and still right after the connection is
-replaced (a restarted database forgets every prepared statement)."""
+"""Prepared statements on the raw pooled connection: prepared once per connection, SQLAlchemy's
+exceptions on failure, and a connection the server dropped replaced, statements prepared again."""
 
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import exc, text
 
+from extensions import db
 from services import prepared
 from services.prepared import Prepared
 
@@ -13,22 +15,40 @@ pytestmark = pytest.mark.postgres
 DOUBLE = Prepared(
     "test_double", "SELECT %(value)s * 2, %(label)s", {"value": "int", "label": "text"}
 )
+PREPARED_HERE = Prepared(
+    "test_prepared_here",
+    "SELECT count(*) FROM pg_prepared_statements WHERE name = %(name)s",
+    {"name": "text"},
+)
+BACKEND = Prepared("test_backend", "SELECT pg_backend_pid()", {})
 
 
-def test_a_statement_is_prepared_once_per_connection_and_after_a_reconnect(app):
+def test_a_statement_is_prepared_once_per_connection(app):
     engine = app.extensions["telegive.autocommit_engine"]
-    with app.app_context(), engine.connect() as connection:
-        assert prepared.execute(connection, DOUBLE, {"value": 21, "label": "a"}).one() == (42, "a")
-        assert prepared.execute(connection, DOUBLE, {"value": 2, "label": "b"}).one() == (4, "b")
-        count = connection.exec_driver_sql(
-            "SELECT count(*) FROM pg_prepared_statements WHERE name = 'test_double'"
-        ).scalar()
-        assert count == 1
-        # The server forgets (as after a restart); the pool replaces the broken connection.
-        connection.exec_driver_sql("DEALLOCATE test_double")
-        connection.invalidate()
-    with app.app_context(), engine.connect() as connection:
-        assert prepared.execute(connection, DOUBLE, {"value": 5, "label": "c"}).one() == (10, "c")
+    assert prepared.fetch_one(engine, DOUBLE, {"value": 21, "label": "a"}) == (42, "a")
+    assert prepared.fetch_one(engine, DOUBLE, {"value": 2, "label": "b"}) == (4, "b")
+    assert prepared.fetch_one(engine, PREPARED_HERE, {"name": "test_double"}) == (1,)
+
+
+def test_a_connection_the_server_dropped_is_replaced_and_statements_prepared_again(app):
+    engine = app.extensions["telegive.autocommit_engine"]
+    (pid,) = prepared.fetch_one(engine, BACKEND, {})
+    with app.app_context():
+        db.session.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        db.session.commit()
+    with pytest.raises(exc.OperationalError) as raised:  # answered with a 503 by the app
+        prepared.fetch_one(engine, DOUBLE, {"value": 1, "label": "x"})
+    assert raised.value.connection_invalidated
+    assert prepared.fetch_one(engine, DOUBLE, {"value": 5, "label": "c"}) == (10, "c")
+    assert prepared.fetch_one(engine, BACKEND, {}) != (pid,)
+
+
+def test_a_failing_statement_raises_sqlalchemys_error_and_leaves_the_connection_usable(app):
+    engine = app.extensions["telegive.autocommit_engine"]
+    divide = Prepared("test_divide", "SELECT 1 / %(value)s", {"value": "int"})
+    with pytest.raises(exc.DataError):
+        prepared.fetch_one(engine, divide, {"value": 0})
+    assert prepared.fetch_one(engine, divide, {"value": 1}) == (1,)
 
 
 def test_a_parameter_without_a_type_is_refused_before_reaching_the_database():
@@ -39,10 +59,6 @@ def test_a_parameter_without_a_type_is_refused_before_reaching_the_database():
 def test_the_first_statement_runs_in_the_same_transaction(app):
     engine = app.extensions["telegive.autocommit_engine"]
     setting = Prepared("test_setting", "SELECT current_setting('statement_timeout')", {})
-    with app.app_context(), engine.connect() as connection:
-        inside = prepared.execute(
-            connection, setting, {}, first="SET LOCAL statement_timeout = 1234"
-        ).scalar()
-        assert inside == "1234ms"
-        after = prepared.execute(connection, setting, {}).scalar()
-        assert after != "1234ms"
+    inside = prepared.fetch_one(engine, setting, {}, first="SET LOCAL statement_timeout = 1234")
+    assert inside == ("1234ms",)
+    assert prepared.fetch_one(engine, setting, {}) != ("1234ms",)
