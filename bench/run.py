@@ -1087,6 +1087,15 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[index]
 
 
+def telegram_calls() -> int:
+    """getChatMember calls the stand-ins have answered so far (both of them)."""
+    total = 0
+    for port in (STANDIN_FAST_PORT, STANDIN_SLOW_PORT):
+        with urllib.request.urlopen(f"http://{HOST}:{port}/health", timeout=10) as response:
+            total += json.loads(response.read())["get_chat_member_calls"]
+    return total
+
+
 def prewarm_subscriptions(user_ids: list[int], *, token: str, clients: int = 16) -> dict:
     """verify-subscription for each user (the stand-in says "member"), as the Bot does before a
     registration: the service then remembers the answer for SUBSCRIPTION_CACHE_SECONDS."""
@@ -1328,6 +1337,7 @@ class Runner:
                 "stand-ins": lambda: [proc.pid for proc in self.stack.standins],
             }
         )
+        asked_before = telegram_calls()
         with (
             WaitSampler("telegive-participant" if app == "service" else "bench-ceiling") as waits,
             meter,
@@ -1343,6 +1353,7 @@ class Runner:
             )
         if profiler:
             self.profiles[label] = profiler.stop()
+        asked = telegram_calls() - asked_before
         # Let requests that wrk cut off at its deadline finish on the server before counting.
         previous, rows = -1, set()
         for _ in range(50):
@@ -1389,6 +1400,7 @@ class Runner:
             and len(extra) <= in_flight
             and len(confirmed) == stats["created"],
             "giveaway_id": gid,
+            "telegram_calls": asked,  # getChatMember answered by the stand-ins during the run
             "db_sessions": waits.summary(),
             "cpu_seconds": meter.seconds,
             "app_cpu_ms_per_registration": round(
@@ -1417,7 +1429,8 @@ class Runner:
         log(
             f"  {label}: {result['created_rps']} reg/s, p50 {result['p50_ms']:.1f} ms, p99 {result['p99_ms']:.1f} ms, "
             f"errors {result['errors']}, rows {len(rows)} vs confirmed {len(confirmed)} (+{len(extra)} cut off, {len(missing)} missing), "
-            f"app CPU {result['app_cpu_ms_per_registration']} ms/registration"
+            f"app CPU {result['app_cpu_ms_per_registration']} ms/registration, "
+            f"{result['telegram_calls']} getChatMember"
         )
         return result
 
@@ -1540,8 +1553,14 @@ class Runner:
                 wrk_threads=2,
                 label=f"b-ceiling-{tag}",
             )
+            # Nothing remembered: every registration asks Telegram, as for users the service has
+            # not seen in the channel within SUBSCRIPTION_CACHE_SECONDS.
             self.stack.start_service(
-                tag, worker_class=worker_class, threads=threads, telegram_port=STANDIN_SLOW_PORT
+                tag,
+                worker_class=worker_class,
+                threads=threads,
+                telegram_port=STANDIN_SLOW_PORT,
+                subscription_cache_seconds=0,
             )
             service = self.load_run(
                 app="service",
@@ -1550,6 +1569,11 @@ class Runner:
                 wrk_threads=2,
                 label=f"b-service-{tag}",
             )
+            if service["telegram_calls"] < service["created"]:
+                raise BenchError(
+                    f"b-service-{tag}: {service['created']} entries but only "
+                    f"{service['telegram_calls']} getChatMember calls: not the burst of fresh checks"
+                )
             if self.profile:
                 self.load_run(
                     app="service",
@@ -2231,8 +2255,8 @@ def write_report(path: Path, results: dict) -> None:
             "registration. Other CPU: seconds of CPU used during the run by processes outside the "
             "benchmark (another test run: noise).",
             "",
-            "| app | endpoint | workers | reg/s | p50 ms | p90 ms | p99 ms | max ms | errors | new rows | confirmed 201 | cut off at stop | app CPU ms/reg | other CPU s | ratio |",
-            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+            "| app | endpoint | workers | reg/s | p50 ms | p90 ms | p99 ms | max ms | errors | new rows | confirmed 201 | cut off at stop | getChatMember | app CPU ms/reg | other CPU s | ratio |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
         ]
         for run in data["runs"]:
             workers = f"2 × {run['worker_class']}" + (
@@ -2253,7 +2277,7 @@ def write_report(path: Path, results: dict) -> None:
                     f"| {r['app']} | `{r['path']}` | {workers} | {fmt(r['created_rps'])} | {r['p50_ms']:.1f} | "
                     f"{r['p90_ms']:.1f} | {r['p99_ms']:.1f} | {r['max_ms']:.1f} | {r['errors']} | "
                     f"{fmt(r['new_rows'])} | {fmt(r['confirmed_201'])} | {r['unconfirmed_rows']} | "
-                    f"{r.get('app_cpu_ms_per_registration', '')} | {r.get('cpu_seconds', {}).get('other processes', '')} | {ratio} |"
+                    f"{r.get('telegram_calls', '')} | {r.get('app_cpu_ms_per_registration', '')} | {r.get('cpu_seconds', {}).get('other processes', '')} | {ratio} |"
                 )
         service_runs = [run["service"] for run in data["runs"]]
         lines += [

@@ -52,6 +52,7 @@ class World:
         self.telegram_delay = telegram_delay
         self.giveaway_status: dict[int, str] = {410: "finished"}
         self.members: dict[int, str] = {}
+        self.chat_member_calls = 0  # reported by /health, so benchmarks can count Telegram calls
 
     async def answer(
         self, method: str, target: str, headers: dict, body: bytes
@@ -59,7 +60,12 @@ class World:
         url = urlsplit(target)
         path = url.path
         if method == "GET" and path == "/health":
-            return 200, {"success": True, "status": "healthy", "service": "standin"}
+            return 200, {
+                "success": True,
+                "status": "healthy",
+                "service": "standin",
+                "get_chat_member_calls": self.chat_member_calls,
+            }
         if match := GIVEAWAY.match(path):
             return self.giveaway(int(match[1]))
         if match := CHANNEL.match(path):
@@ -67,6 +73,7 @@ class World:
         if match := TOKEN.match(path):
             return self.token(int(match[1]), headers.get("x-service-token", ""))
         if match := CHAT_MEMBER.match(path):
+            self.chat_member_calls += 1
             if self.telegram_delay:
                 await asyncio.sleep(self.telegram_delay)
             return self.chat_member(int(match[1]), parse_qs(url.query))
