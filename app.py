@@ -101,9 +101,9 @@ def engine_options(settings: Settings) -> dict:
     if settings.is_sqlite:
         return {"connect_args": {"timeout": 15, "check_same_thread": False}}
     return {
-        # Two pools of this size per worker: transactions, and autocommit (services.transaction).
+        # Two pools like this per worker: transactions, and autocommit (services.transaction).
         "pool_size": settings.db_pool_size,
-        "max_overflow": 0,
+        "max_overflow": settings.db_pool_size,
         "pool_timeout": 5,
         "pool_recycle": 1800,
         # No ping per checkout (a round trip per request): a connection found dead is

@@ -75,8 +75,8 @@ def init_app(app) -> None:
     """On PostgreSQL, a second engine whose pooled connections are always in autocommit mode.
 
     Sharing the main pool would switch a connection's isolation level at every checkout and back
-    at every return (a measured 7 % of a registration's CPU). Each pool holds up to DB_POOL_SIZE
-    connections and has no overflow: ``2 × DB_POOL_SIZE`` per worker at most.
+    at every return (a measured 7 % of a registration's CPU). Each pool keeps up to DB_POOL_SIZE
+    connections and opens as many more in a burst (closed again when returned).
     Disposing of the main engine (tests, forks) disposes of this one too.
     """
     with app.app_context():

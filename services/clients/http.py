@@ -10,16 +10,21 @@ between their transactions.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import threading
 import time
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlencode
 
 import requests
 from flask import Flask, current_app
 from requests.adapters import HTTPAdapter
+from requests.hooks import default_hooks
+from requests.structures import CaseInsensitiveDict
+from requests.utils import requote_uri
 
 from config import Settings
 from services.errors import UpstreamUnavailable
@@ -64,6 +69,21 @@ def _breaker(peer: str) -> CircuitBreaker:
     return current_app.extensions["telegive.breakers"][peer]
 
 
+def _prepared_get(
+    url: str, params: dict[str, Any] | None, headers: dict[str, str]
+) -> requests.PreparedRequest:
+    """The GET that ``requests.Request(...).prepare()`` would build, without its generality
+    (cookies, auth, bodies, IDNA hosts: none apply to our calls), which cost a tenth of a fresh
+    registration's CPU (py-spy, in process). The URL is still quoted as requests quotes it."""
+    request = requests.PreparedRequest()
+    request.method = "GET"
+    request.url = requote_uri(f"{url}?{urlencode(params)}" if params else url)
+    request.headers = CaseInsensitiveDict(headers)
+    request.body = None
+    request.hooks = default_hooks()
+    return request
+
+
 @dataclass(frozen=True)
 class PeerResponse:
     """A peer's answer that was readable: its status and JSON object body."""
@@ -103,7 +123,7 @@ def get_json(
         try:
             # Straight to the pooled adapter: none of the session's cookie, auth, hook, redirect
             # and environment merging, which cost more CPU than the call itself.
-            prepared = requests.Request("GET", url, params=params, headers=sent_headers).prepare()
+            prepared = _prepared_get(url, params, sent_headers)
             response = _session().get_adapter(url).send(prepared, timeout=timeout)
         except requests.Timeout:
             outcome = "timeout"
@@ -115,7 +135,7 @@ def get_json(
             outcome = f"http_{response.status_code}"
             raise UpstreamUnavailable(peer, f"http_{response.status_code}")
         try:
-            body = response.json()
+            body = json.loads(response.content)  # JSON is UTF-8: no encoding detection needed
         except ValueError:
             outcome = "malformed_body"
             raise UpstreamUnavailable(peer, "malformed_body") from None
