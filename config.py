@@ -70,7 +70,7 @@ class Settings:
     subscription_cache_seconds: int = 300
     draw_recheck_subscription: bool = True
     max_request_bytes: int = 64 * 1024
-    db_pool_size: int = 10
+    db_pool_size: int = 20
     db_statement_timeout_ms: int = 30_000
     metrics_require_auth: bool = True
     circuit_failures: int = 5
@@ -123,7 +123,7 @@ class Settings:
             subscription_cache_seconds=reader.integer("SUBSCRIPTION_CACHE_SECONDS", 300, minimum=0),
             draw_recheck_subscription=reader.boolean("DRAW_RECHECK_SUBSCRIPTION", True),
             max_request_bytes=reader.integer("MAX_REQUEST_BYTES", 64 * 1024, minimum=1024),
-            db_pool_size=reader.integer("DB_POOL_SIZE", 10, minimum=1),
+            db_pool_size=reader.integer("DB_POOL_SIZE", 20, minimum=1),
             db_statement_timeout_ms=reader.integer("DB_STATEMENT_TIMEOUT_MS", 30_000, minimum=100),
             metrics_require_auth=reader.boolean("METRICS_REQUIRE_AUTH", True),
             circuit_failures=reader.integer("UPSTREAM_CIRCUIT_FAILURES", 5, minimum=1),

@@ -9,8 +9,8 @@ a ratio to it, measured in the same run on the same machine:
 - ``POST /register-checked``: first one outgoing HTTP call (requests, pooled session) to the
   Telegram stand-in's ``getChatMember``, then the same INSERT.
 
-Per worker it keeps at most ``CEILING_POOL_SIZE`` connections (the service's ``DB_POOL_SIZE`` plus
-as many overflow = 20 by default), handed out by a blocking queue, so it never holds more
+Per worker it keeps at most ``CEILING_POOL_SIZE`` connections (as the service's pool for single
+statements, ``DB_POOL_SIZE`` = 20 by default), handed out by a blocking queue, so it never holds more
 connections than the service may. Under gevent, gunicorn.conf.py's post_fork hook makes psycopg2
 cooperative (psycogreen) exactly as for the service.
 

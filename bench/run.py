@@ -625,7 +625,7 @@ class Stack:
             {
                 "DATABASE_URL": PG_DSN,
                 "CEILING_TELEGRAM_URL": f"http://{HOST}:{telegram_port}",
-                "CEILING_POOL_SIZE": "20",  # the service's DB_POOL_SIZE (10) + max_overflow (10)
+                "CEILING_POOL_SIZE": "20",  # the service's hot-path pool: DB_POOL_SIZE (20)
                 "LOG_LEVEL": "WARNING",
                 "GUNICORN_BIND": f"{HOST}:{CEILING_PORT}",
                 "WEB_CONCURRENCY": str(workers),

@@ -18,7 +18,9 @@ from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from models import GiveawayState, Participant
-from services.transaction import write_transaction
+from services import prepared
+from services.prepared import Prepared
+from services.transaction import autocommit_engine, write_transaction
 
 # The advisory lock namespace of this service in the shared database ("tg" + 0x1e).
 _LOCK_NAMESPACE = 0x7467_1E
@@ -31,6 +33,33 @@ _NUMBER_BATCH = text(
 # A registration whose entry id is a multiple of this numbers the pending entries of its
 # giveaway, so readers rarely find more than a few hundred to number.
 NUMBER_EVERY = 256
+# The same batch as one prepared statement, for registrations on PostgreSQL: one round trip
+# instead of six, so the registration that does it is not the slowest of its second. Skips the
+# giveaway when another process is numbering it.
+_NUMBER_NOW = Prepared(
+    "participant_number_pending",
+    """
+WITH state AS (
+    SELECT entry_count FROM participant_giveaways
+    WHERE giveaway_id = %(giveaway_id)s
+    FOR UPDATE SKIP LOCKED
+), batch AS (
+    SELECT e.id, state.entry_count + row_number() OVER (ORDER BY e.id) AS number
+    FROM participant_entries e, state
+    WHERE e.giveaway_id = %(giveaway_id)s AND e.entry_number IS NULL
+    ORDER BY e.id
+    LIMIT %(limit)s
+), numbered AS (
+    UPDATE participant_entries e SET entry_number = batch.number
+    FROM batch WHERE e.id = batch.id
+    RETURNING 1
+)
+UPDATE participant_giveaways SET entry_count = entry_count + (SELECT count(*) FROM numbered)
+WHERE giveaway_id = %(giveaway_id)s AND EXISTS (SELECT 1 FROM state)
+RETURNING entry_count
+""",
+    {"giveaway_id": "bigint", "limit": "bigint"},
+)
 
 
 def _is_postgres(session: Session) -> bool:
@@ -88,6 +117,21 @@ def number_pending(giveaway_id: int, *, wait: bool = True, limit: int = 1_000_00
                 .values(entry_count=base + numbered)
             )
         return numbered
+
+
+def number_some_now(giveaway_id: int, *, limit: int = 10_000) -> None:
+    """A registration's share of the numbering: up to ``limit`` pending entries, unless another
+    process is numbering this giveaway right now."""
+    engine = autocommit_engine()
+    if engine is None:
+        number_pending(giveaway_id, wait=False, limit=limit)
+        return
+    prepared.fetch_one(
+        engine,
+        _NUMBER_NOW,
+        {"giveaway_id": giveaway_id, "limit": limit},
+        first="SET LOCAL synchronous_commit TO OFF",
+    )
 
 
 def has_pending(session: Session, giveaway_id: int) -> bool:

@@ -20,7 +20,7 @@ from services.clients.channel import get_channel
 from services.clients.giveaway import Giveaway, get_giveaway
 from services.commitments import ensure_giveaway_state
 from services.errors import GiveawayNotActive, NotSubscribed, ServiceError, UpstreamUnavailable
-from services.numbering import NUMBER_EVERY, lock_key, number_pending
+from services.numbering import NUMBER_EVERY, lock_key, number_some_now
 from services.prepared import Prepared
 from services.sql import upsert_insert
 from services.subscription import SubscriptionCheck, check_subscription, remembered_since
@@ -395,7 +395,7 @@ def _insert_entry(
         return _Written(entry=entry, captcha_completed=True)
     if participant_id is not None:
         if participant_id % NUMBER_EVERY == 0:
-            number_pending(giveaway_id, wait=False, limit=10_000)
+            number_some_now(giveaway_id)
         entry = Entry(participant_id=participant_id, participated_at=now, already_registered=False)
         return _Written(entry=entry, captcha_completed=True)
     if not (captcha_completed and subscribed):

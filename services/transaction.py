@@ -76,7 +76,7 @@ def init_app(app) -> None:
 
     Sharing the main pool would switch a connection's isolation level at every checkout and back
     at every return (a measured 7 % of a registration's CPU). Each pool keeps up to DB_POOL_SIZE
-    connections and opens as many more in a burst (closed again when returned).
+    connections, opened as needed and kept (no overflow: see ``app.engine_options``).
     Disposing of the main engine (tests, forks) disposes of this one too.
     """
     with app.app_context():

@@ -65,3 +65,29 @@ def test_a_busy_numberer_is_not_waited_for_by_registrations(app, peers):
         # wait=False must not block when the state row is taken; here it is free, so it numbers.
         assert numbering.number_pending(1, wait=False, limit=2) == 2
         assert numbering.number_pending(1, wait=False) == 1
+
+
+def test_a_registrations_share_numbers_in_order_and_skips_a_giveaway_being_numbered(
+    make_app, peers, database_url
+):
+    app = make_app()
+    peers.standard()
+    enter(app, peers, range(101, 106))
+    with app.app_context():
+        numbering.number_some_now(1, limit=2)
+    assert [number for _, number in numbers(app)] == [1, 2, None, None, None]
+    if database_url.startswith("postgresql"):
+        # Another process holds the giveaway's state row: the registration does not wait.
+        other = make_app()
+        with other.app_context():
+            db.session.execute(
+                select(GiveawayState).where(GiveawayState.giveaway_id == 1).with_for_update()
+            )
+            with app.app_context():
+                numbering.number_some_now(1)
+            assert [number for _, number in numbers(app)] == [1, 2, None, None, None]
+            db.session.rollback()
+    with app.app_context():
+        numbering.number_some_now(1)
+        assert db.session.get(GiveawayState, 1).entry_count == 5
+    assert [number for _, number in numbers(app)] == [1, 2, 3, 4, 5]
