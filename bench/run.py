@@ -1500,14 +1500,14 @@ class Runner:
                     "threads": threads,
                     "ceiling": ceiling,
                     "service": service,
-                    "ratio": round(ratio, 3),
+                    "ratio": round(ratio, 4),  # 4 places: 0.5995 must not pass as 0.600
                 }
             )
             if ceiling_checked is not None and service_fresh is not None:
                 runs[-1]["ceiling_checked"] = ceiling_checked
                 runs[-1]["service_fresh"] = service_fresh
                 runs[-1]["ratio_fresh_to_checked"] = round(
-                    service_fresh["created_rps"] / max(1e-9, ceiling_checked["created_rps"]), 3
+                    service_fresh["created_rps"] / max(1e-9, ceiling_checked["created_rps"]), 4
                 )
         primary = next((run for run in runs if run["worker_class"] == self.single_class), runs[0])
         self.results["a_returning_register"] = {
@@ -1594,7 +1594,7 @@ class Runner:
                     "tag": tag,
                     "ceiling": ceiling,
                     "service": service,
-                    "ratio": round(ratio, 3),
+                    "ratio": round(ratio, 4),  # 4 places: 0.5995 must not pass as 0.600
                 }
             )
         best_service = max(runs, key=lambda run: run["service"]["created_rps"])
@@ -1611,11 +1611,11 @@ class Runner:
             )
             if default["service"]["created_rps"]
             else None,
-            "ratio_best_service_to_best_ceiling": round(ratio_best, 3),
+            "ratio_best_service_to_best_ceiling": round(ratio_best, 4),
             "targets": [
                 target(
                     f"ratio to ceiling /register-checked (best service {best_service['tag']} / best ceiling {best_ceiling['tag']})",
-                    round(ratio_best, 3),
+                    round(ratio_best, 4),
                     TARGETS["b_ratio"],
                     ">=",
                 ),
@@ -2196,7 +2196,10 @@ def fmt(value) -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, float):
-        return f"{value:,.3f}".rstrip("0").rstrip(".") if abs(value) < 100 else f"{value:,.1f}"
+        places = 4 if abs(value) < 1 else 3  # a ratio of 0.5995 must not read as 0.6
+        return (
+            f"{value:,.{places}f}".rstrip("0").rstrip(".") if abs(value) < 100 else f"{value:,.1f}"
+        )
     if isinstance(value, int):
         return f"{value:,}"
     return str(value)
