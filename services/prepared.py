@@ -11,6 +11,7 @@ this: the service expects a session per connection, as Railway's PostgreSQL give
 from __future__ import annotations
 
 import re
+from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,7 +56,12 @@ def fetch_one(
     """
     sql = f"{first};\n{statement.call()}" if first else statement.call()
     dbapi_error = engine.dialect.loaded_dbapi.Error
-    connection = engine.raw_connection()
+    try:
+        connection = engine.raw_connection()
+    except dbapi_error as error:  # the database cannot be reached: as Engine.connect() says it
+        raise DBAPIError.instance(
+            None, None, error, dbapi_error, connection_invalidated=True
+        ) from error
     cursor = None
     try:
         cursor = connection.cursor()
@@ -74,5 +80,6 @@ def fetch_one(
         ) from error
     finally:
         if cursor is not None and not cursor.closed:
-            cursor.close()
+            with suppress(dbapi_error):  # a broken connection's cursor: already reported above
+                cursor.close()
         connection.close()

@@ -143,6 +143,20 @@ def test_requests_fail_with_503_database_unavailable_when_the_database_is_down(m
     assert response.get_json()["retry_after"] == 5
 
 
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/api/participants/register", {"giveaway_id": 1, "user_id": 5}),
+        ("/api/participants/validate-captcha", {"giveaway_id": 1, "user_id": 5, "answer": 7}),
+    ],
+)
+def test_the_registration_path_answers_503_when_the_database_is_down(make_app, peers, path, body):
+    peers.standard()
+    client = make_app(DATABASE_URL="postgresql://nobody@127.0.0.1:1/none").test_client()
+    response = client.post(path, json=body, headers=BOT)
+    assert_error(response, 503, "DATABASE_UNAVAILABLE")
+
+
 def test_the_openapi_document_and_docs_are_served_openly(client):
     spec = client.get("/openapi.json")
     assert spec.status_code == 200
