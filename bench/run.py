@@ -1087,6 +1087,11 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[index]
 
 
+def throughput_ratio(service: dict, ceiling: dict) -> float:
+    """Confirmed registrations a second of a service run over those of a ceiling run."""
+    return service["created_rps"] / ceiling["created_rps"] if ceiling["created_rps"] else 0.0
+
+
 def telegram_calls() -> int:
     """getChatMember calls the stand-ins have answered so far (both of them)."""
     total = 0
@@ -1491,9 +1496,7 @@ class Runner:
                     label=f"a-service-fresh-{tag}",
                 )
             self.stack.stop_server()
-            ratio = (
-                service["created_rps"] / ceiling["created_rps"] if ceiling["created_rps"] else 0.0
-            )
+            ratio = throughput_ratio(service, ceiling)
             runs.append(
                 {
                     "worker_class": worker_class,
@@ -1507,7 +1510,7 @@ class Runner:
                 runs[-1]["ceiling_checked"] = ceiling_checked
                 runs[-1]["service_fresh"] = service_fresh
                 runs[-1]["ratio_fresh_to_checked"] = round(
-                    service_fresh["created_rps"] / max(1e-9, ceiling_checked["created_rps"]), 4
+                    throughput_ratio(service_fresh, ceiling_checked), 4
                 )
         primary = next((run for run in runs if run["worker_class"] == self.single_class), runs[0])
         self.results["a_returning_register"] = {
@@ -1584,9 +1587,7 @@ class Runner:
                     profile=True,
                 )
             self.stack.stop_server()
-            ratio = (
-                service["created_rps"] / ceiling["created_rps"] if ceiling["created_rps"] else 0.0
-            )
+            ratio = throughput_ratio(service, ceiling)
             runs.append(
                 {
                     "worker_class": worker_class,
@@ -1600,7 +1601,7 @@ class Runner:
         best_service = max(runs, key=lambda run: run["service"]["created_rps"])
         best_ceiling = max(runs, key=lambda run: run["ceiling"]["created_rps"])
         default = next((run for run in runs if run["worker_class"] == self.single_class), runs[0])
-        ratio_best = best_service["service"]["created_rps"] / best_ceiling["ceiling"]["created_rps"]
+        ratio_best = throughput_ratio(best_service["service"], best_ceiling["ceiling"])
         self.results["b_burst"] = {
             "what": f"the burst: {connections} connections, every registration a fresh getChatMember answered after {TELEGRAM_SLOW_MS} ms",
             "runs": runs,

@@ -448,7 +448,9 @@ def _rechecker(giveaway_id: int, seed: _Seed) -> Recheck:
 
     def check_one(user_id: int) -> tuple[int, str | None]:
         with app.app_context():
-            verdict = check_subscription(account_id=account[0], user_id=user_id)
+            # A "subscribed" answer needs no keeping here (registrations are closed); a "not
+            # subscribed" one still forgets what registrations remembered.
+            verdict = check_subscription(account_id=account[0], user_id=user_id, remember=False)
         return user_id, None if verdict.is_subscribed else verdict.status
 
     def recheck(user_ids: list[int]) -> dict[int, str]:

@@ -23,7 +23,12 @@ from services.errors import GiveawayNotActive, NotSubscribed, ServiceError, Upst
 from services.numbering import NUMBER_EVERY, lock_key, number_some_now
 from services.prepared import Prepared
 from services.sql import upsert_insert
-from services.subscription import SubscriptionCheck, check_subscription, remembered_since
+from services.subscription import (
+    SubscriptionCheck,
+    check_subscription,
+    remember_answer,
+    remembered_since,
+)
 from services.transaction import (
     autocommit_engine,
     read_connection,
@@ -386,7 +391,7 @@ def _insert_entry(
             engine, _ENTER_POSTGRES, {**parameters, **lock_key(giveaway_id)}, first=_ENTER_LOCK
         )
     else:
-        written = _insert_entry_in_transaction(parameters)
+        written = _insert_entry_in_transaction(parameters, check)
     participant_id, captcha_completed, subscribed, existing_id, existing_at = written
     if existing_id is not None:
         entry = Entry(
@@ -404,7 +409,7 @@ def _insert_entry(
 
 
 def _insert_entry_in_transaction(
-    parameters: dict,
+    parameters: dict, check: SubscriptionCheck | None
 ) -> tuple[int | None, bool, bool, int | None, datetime | None]:
     """The same write as ``_ENTER_POSTGRES``, statement by statement (SQLite, where BEGIN
     IMMEDIATE already keeps a closing draw out of this transaction), with the same answer: the
@@ -412,22 +417,8 @@ def _insert_entry_in_transaction(
     giveaway_id, user_id = parameters["giveaway_id"], parameters["user_id"]
     verified_at = parameters["verified_at"]
     with write_transaction() as session:
-        if verified_at is not None:
-            statement = upsert_insert(session, Membership).values(
-                channel_id=parameters["channel_id"],
-                user_id=user_id,
-                status=parameters["status"],
-                verified_at=verified_at,
-            )
-            session.execute(
-                statement.on_conflict_do_update(
-                    index_elements=["channel_id", "user_id"],
-                    set_={
-                        "status": statement.excluded.status,
-                        "verified_at": statement.excluded.verified_at,
-                    },
-                )
-            )
+        if check is not None:
+            remember_answer(session, check, user_id=user_id)
         elif parameters["channel_id"] is not None:
             verified_at = session.scalar(
                 select(Membership.verified_at).where(

@@ -48,7 +48,8 @@ def check_subscription(
     """Ask Telegram (with the account's bot) whether the user is in the account's channel.
 
     A "subscribed" answer is remembered unless ``remember`` is false (the registration writes it
-    with the entry); a "not subscribed" one always forgets what was remembered.
+    with the entry; the draw has no use for it); a "not subscribed" one always forgets what was
+    remembered.
     """
     try:
         channel = get_channel(account_id)
@@ -73,11 +74,12 @@ def check_subscription(
         channel=channel,
         verified_at=utcnow(),
     )
-    if not check.is_subscribed:
+    if not check.is_subscribed or remember:
         with write_transaction() as session:
-            forget(session, channel_id=channel.channel_id, user_id=user_id)
-    elif remember:
-        _remember(check, user_id)
+            if check.is_subscribed:
+                remember_answer(session, check, user_id=user_id)
+            else:
+                forget(session, channel_id=channel.channel_id, user_id=user_id)
     return check
 
 
@@ -102,20 +104,21 @@ def forget_expired() -> int:
     return result.rowcount or 0
 
 
-def _remember(check: SubscriptionCheck, user_id: int) -> None:
-    with write_transaction() as session:
-        statement = upsert_insert(session, Membership).values(
-            channel_id=check.channel.channel_id,
-            user_id=user_id,
-            status=check.status,
-            verified_at=check.verified_at,
+def remember_answer(session, check: SubscriptionCheck, *, user_id: int) -> None:
+    """Keep Telegram's "subscribed" answer for this user and channel (in the caller's
+    transaction), replacing an older one."""
+    statement = upsert_insert(session, Membership).values(
+        channel_id=check.channel.channel_id,
+        user_id=user_id,
+        status=check.status,
+        verified_at=check.verified_at,
+    )
+    session.execute(
+        statement.on_conflict_do_update(
+            index_elements=["channel_id", "user_id"],
+            set_={
+                "status": statement.excluded.status,
+                "verified_at": statement.excluded.verified_at,
+            },
         )
-        session.execute(
-            statement.on_conflict_do_update(
-                index_elements=["channel_id", "user_id"],
-                set_={
-                    "status": statement.excluded.status,
-                    "verified_at": statement.excluded.verified_at,
-                },
-            )
-        )
+    )
