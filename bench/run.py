@@ -1515,47 +1515,94 @@ class Runner:
         the target; one for the other worker models, which are there for comparison."""
         return self.scale.rounds if worker_class == self.single_class else 1
 
+    def measure_in_rounds(
+        self,
+        bench: str,
+        worker_class: str,
+        threads: int,
+        *,
+        connections: int,
+        ceiling_path: str,
+        telegram_port: int = STANDIN_FAST_PORT,
+        service_settings: dict | None = None,
+        prewarm_per_thread: int = 0,
+        every_call_fresh: bool = False,
+    ) -> dict:
+        """The service, then the ceiling, in turn for ``rounds_for(worker_class)`` rounds; their
+        totals and the ratio. ``prewarm_per_thread`` users are verified before the first round
+        (remembered for SUBSCRIPTION_CACHE_SECONDS, 300 s: long enough for every round);
+        ``every_call_fresh`` fails a service round in which a registration did not ask Telegram."""
+        tag = f"{worker_class}" + (f"-{threads}t" if worker_class == "gthread" else "")
+        rounds = self.rounds_for(worker_class)
+        service_rounds, ceiling_rounds = [], []
+        for index in range(rounds):
+            suffix = f"-r{index + 1}" if rounds > 1 else ""
+            self.stack.start_service(
+                tag,
+                worker_class=worker_class,
+                threads=threads,
+                telegram_port=telegram_port,
+                **(service_settings or {}),
+            )
+            service = self.load_run(
+                app="service",
+                path="/api/participants/register",
+                connections=connections,
+                wrk_threads=2,
+                label=f"{bench}-service-{tag}{suffix}",
+                prewarm_per_thread=prewarm_per_thread if index == 0 else 0,
+            )
+            if every_call_fresh and service["telegram_calls"] < service["created"]:
+                raise BenchError(
+                    f"{service['label']}: {service['created']} entries but only "
+                    f"{service['telegram_calls']} getChatMember calls: not the burst of fresh checks"
+                )
+            service_rounds.append(service)
+            if self.profile and index == 0:
+                self.load_run(
+                    app="service",
+                    path="/api/participants/register",
+                    connections=connections,
+                    wrk_threads=2,
+                    label=f"{bench}-profile-{tag}",
+                    profile=True,
+                )
+            self.stack.start_ceiling(
+                tag, worker_class=worker_class, threads=threads, telegram_port=telegram_port
+            )
+            ceiling_rounds.append(
+                self.load_run(
+                    app="ceiling",
+                    path=ceiling_path,
+                    connections=connections,
+                    wrk_threads=2,
+                    label=f"{bench}-ceiling-{tag}{suffix}",
+                )
+            )
+        service, ceiling = combine_rounds(service_rounds), combine_rounds(ceiling_rounds)
+        return {
+            "worker_class": worker_class,
+            "threads": threads,
+            "tag": tag,
+            "ceiling": ceiling,
+            "service": service,
+            "ratio": round(throughput_ratio(service, ceiling), 4),  # 0.5995 must not pass as 0.600
+            "round_ratios": round_ratios(service_rounds, ceiling_rounds),
+        }
+
     def bench_a(self) -> None:
         """(a) returning users registering, 32 connections, Telegram answering at once."""
         runs = []
         for worker_class, threads in self.scale.a_classes:
-            tag = f"{worker_class}" + (f"-{threads}t" if worker_class == "gthread" else "")
-            rounds = self.rounds_for(worker_class)
-            service_rounds, ceiling_rounds = [], []
-            for index in range(rounds):
-                suffix = f"-r{index + 1}" if rounds > 1 else ""
-                self.stack.start_service(tag, worker_class=worker_class, threads=threads)
-                service_rounds.append(
-                    self.load_run(
-                        app="service",
-                        path="/api/participants/register",
-                        connections=32,
-                        wrk_threads=2,
-                        label=f"a-service-{tag}{suffix}",
-                        # Remembered for SUBSCRIPTION_CACHE_SECONDS (300 s): long enough for every round.
-                        prewarm_per_thread=self.scale.a_prewarm_per_thread if index == 0 else 0,
-                    )
-                )
-                if self.profile and index == 0:
-                    self.load_run(
-                        app="service",
-                        path="/api/participants/register",
-                        connections=32,
-                        wrk_threads=2,
-                        label=f"a-profile-{tag}",
-                        profile=True,
-                    )
-                self.stack.start_ceiling(tag, worker_class=worker_class, threads=threads)
-                ceiling_rounds.append(
-                    self.load_run(
-                        app="ceiling",
-                        path="/register",
-                        connections=32,
-                        wrk_threads=2,
-                        label=f"a-ceiling-{tag}{suffix}",
-                    )
-                )
-            service, ceiling = combine_rounds(service_rounds), combine_rounds(ceiling_rounds)
+            run = self.measure_in_rounds(
+                "a",
+                worker_class,
+                threads,
+                connections=32,
+                ceiling_path="/register",
+                prewarm_per_thread=self.scale.a_prewarm_per_thread,
+            )
+            tag = run["tag"]
             # The same shape of work as the service's (one getChatMember, then the INSERT), for scale.
             ceiling_checked = None
             if self.scale.a_checked:
@@ -1581,21 +1628,11 @@ class Runner:
                     label=f"a-service-fresh-{tag}",
                 )
             self.stack.stop_server()
-            ratio = throughput_ratio(service, ceiling)
-            runs.append(
-                {
-                    "worker_class": worker_class,
-                    "threads": threads,
-                    "ceiling": ceiling,
-                    "service": service,
-                    "ratio": round(ratio, 4),  # 4 places: 0.5995 must not pass as 0.600
-                    "round_ratios": round_ratios(service_rounds, ceiling_rounds),
-                }
-            )
+            runs.append(run)
             if ceiling_checked is not None and service_fresh is not None:
-                runs[-1]["ceiling_checked"] = ceiling_checked
-                runs[-1]["service_fresh"] = service_fresh
-                runs[-1]["ratio_fresh_to_checked"] = round(
+                run["ceiling_checked"] = ceiling_checked
+                run["service_fresh"] = service_fresh
+                run["ratio_fresh_to_checked"] = round(
                     throughput_ratio(service_fresh, ceiling_checked), 4
                 )
         primary = next((run for run in runs if run["worker_class"] == self.single_class), runs[0])
@@ -1631,68 +1668,21 @@ class Runner:
         connections = self.scale.b_connections
         runs = []
         for worker_class, threads in self.scale.b_classes:
-            tag = f"{worker_class}" + (f"-{threads}t" if worker_class == "gthread" else "")
-            rounds = self.rounds_for(worker_class)
-            service_rounds, ceiling_rounds = [], []
-            for index in range(rounds):
-                suffix = f"-r{index + 1}" if rounds > 1 else ""
-                # Nothing remembered: every registration asks Telegram, as for users the service
-                # has not seen in the channel within SUBSCRIPTION_CACHE_SECONDS.
-                self.stack.start_service(
-                    tag,
-                    worker_class=worker_class,
-                    threads=threads,
-                    telegram_port=STANDIN_SLOW_PORT,
-                    subscription_cache_seconds=0,
-                )
-                service = self.load_run(
-                    app="service",
-                    path="/api/participants/register",
-                    connections=connections,
-                    wrk_threads=2,
-                    label=f"b-service-{tag}{suffix}",
-                )
-                if service["telegram_calls"] < service["created"]:
-                    raise BenchError(
-                        f"b-service-{tag}{suffix}: {service['created']} entries but only "
-                        f"{service['telegram_calls']} getChatMember calls: not the burst of fresh checks"
-                    )
-                service_rounds.append(service)
-                if self.profile and index == 0:
-                    self.load_run(
-                        app="service",
-                        path="/api/participants/register",
-                        connections=connections,
-                        wrk_threads=2,
-                        label=f"b-profile-{tag}",
-                        profile=True,
-                    )
-                self.stack.start_ceiling(
-                    tag, worker_class=worker_class, threads=threads, telegram_port=STANDIN_SLOW_PORT
-                )
-                ceiling_rounds.append(
-                    self.load_run(
-                        app="ceiling",
-                        path="/register-checked",
-                        connections=connections,
-                        wrk_threads=2,
-                        label=f"b-ceiling-{tag}{suffix}",
-                    )
-                )
-            service, ceiling = combine_rounds(service_rounds), combine_rounds(ceiling_rounds)
-            self.stack.stop_server()
-            ratio = throughput_ratio(service, ceiling)
+            # Nothing remembered: every registration asks Telegram, as for users the service has
+            # not seen in the channel within SUBSCRIPTION_CACHE_SECONDS.
             runs.append(
-                {
-                    "worker_class": worker_class,
-                    "threads": threads,
-                    "tag": tag,
-                    "ceiling": ceiling,
-                    "service": service,
-                    "ratio": round(ratio, 4),  # 4 places: 0.5995 must not pass as 0.600
-                    "round_ratios": round_ratios(service_rounds, ceiling_rounds),
-                }
+                self.measure_in_rounds(
+                    "b",
+                    worker_class,
+                    threads,
+                    connections=connections,
+                    ceiling_path="/register-checked",
+                    telegram_port=STANDIN_SLOW_PORT,
+                    service_settings={"subscription_cache_seconds": 0},
+                    every_call_fresh=True,
+                )
             )
+            self.stack.stop_server()
         best_service = max(runs, key=lambda run: run["service"]["created_rps"])
         best_ceiling = max(runs, key=lambda run: run["ceiling"]["created_rps"])
         default = next((run for run in runs if run["worker_class"] == self.single_class), runs[0])

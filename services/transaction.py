@@ -33,7 +33,7 @@ def read_only() -> Iterator[Session]:
     block (COMMIT, not ROLLBACK: a rollback would expire loaded objects, and touching one later
     would open a new transaction).
     """
-    engine = current_app.extensions.get("telegive.autocommit_engine")
+    engine = autocommit_engine()
     if engine is not None:
         with Session(engine, expire_on_commit=False) as session:
             yield session
@@ -45,7 +45,7 @@ def read_only() -> Iterator[Session]:
 @contextmanager
 def read_connection() -> Iterator[Connection]:
     """A Core connection for a hot-path read (no ORM session built): autocommit on PostgreSQL."""
-    engine = current_app.extensions.get("telegive.autocommit_engine")
+    engine = autocommit_engine()
     if engine is not None:
         with engine.connect() as connection:
             yield connection
