@@ -58,7 +58,7 @@ UTCInstant = Annotated[
     BeforeValidator(_utc_instant),
     AfterValidator(_as_utc_in_range),
 ]
-# ISO 8601 with an explicit "+00:00" offset (contract §1), which every ISO parser reads.
+# ISO 8601 with an explicit "+00:00" offset (docs/contract.md §1), which every ISO parser reads.
 Timestamp = Annotated[datetime, PlainSerializer(isoformat, return_type=str, when_used="json")]
 Name = Annotated[str | None, Field(default=None, max_length=256), AfterValidator(_reject_nul)]
 

@@ -1,4 +1,4 @@
-"""Shapes of the Bot's registration flow (contract §2, Bot service)."""
+"""Shapes of the Bot's registration flow (docs/contract.md §2, the Bot)."""
 
 from __future__ import annotations
 

@@ -13,7 +13,7 @@ input (positive and negative modes, plus schemathesis' coverage phase); every re
 - have a documented status code, the documented content type and match the documented schema
   of its status (``status_code_conformance``, ``content_type_conformance``,
   ``response_schema_conformance``);
-- carry ``success`` agreeing with the status, and X-Request-ID (contract §1).
+- carry ``success`` agreeing with the status, and X-Request-ID (docs/contract.md §1).
 
 Then directed properties a bounded run is unlikely to meet by chance (forged cursors, extreme
 timestamps), and checks of the document itself (what schemathesis takes on trust).
@@ -92,7 +92,7 @@ def success_agrees_with_status(ctx, response, case):
     if not isinstance(body, dict) or body.get("success") is not (200 <= response.status_code < 300):
         raise AssertionError(
             f"HTTP {response.status_code} with success={body.get('success')!r} "
-            "(contract §1: success must agree with the status code)"
+            "(docs/contract.md §1: success must agree with the status code)"
         )
     return None
 

@@ -4,11 +4,12 @@ Everything here is pure: the stores (database or Redis) load a user's ``CaptchaS
 of the two transitions below atomically, and write the new state back. Keeping the rules in one
 place is what makes the two stores behave the same.
 
-Rules (contract §3): a question allows ``max_attempts`` answers and expires after ``timeout``;
-when the attempts are used up a new question is issued and the question counts as failed; after
-``max_questions`` failed questions the user is locked out for ``lockout``. Failed questions are
-forgotten once ``lockout`` has passed since the last failure. A repeated wrong answer to the same
-question costs nothing: it carries no new information, and the Bot retries calls it lost.
+Rules (docs/contract.md §3): a question allows ``max_attempts`` answers and expires after
+``timeout``; when the attempts are used up a new question is issued and the question counts as
+failed; after ``max_questions`` failed questions the user is locked out for ``lockout``. Failed
+questions are forgotten once ``lockout`` has passed since the last failure. A repeated wrong
+answer to the same question costs nothing: it carries no new information, and the Bot retries
+calls it lost.
 """
 
 from __future__ import annotations
