@@ -1,5 +1,5 @@
 """DEVELOPMENT TOOL — private PostgreSQL and Redis servers, the stand-in and service instances,
-for `make load` and `make chaos`.
+for `make load` and `make chaos`; `make bench` starts its processes with the same helpers.
 
 The chaos run stops and starts its database and Redis on purpose, so it gets servers of its own
 (the machine's PostgreSQL 15 and Redis binaries, on their own ports and data directories) and never
@@ -150,13 +150,20 @@ class PrivateRedis:
 
 @contextmanager
 def running(
-    command: list[str], env: dict[str, str], log: Path, ready_url: str, seconds: float = 30
+    command: list[str],
+    env: dict[str, str],
+    log: Path,
+    ready_url: str,
+    seconds: float = 30,
+    *,
+    cwd: Path = ROOT,
+    stop_signal: int = signal.SIGTERM,
 ):
     """A child process in its own group, up (``ready_url`` answers) for the block's duration."""
     with log.open("wb") as output:
         child = subprocess.Popen(
             command,
-            cwd=ROOT,
+            cwd=cwd,
             env=env,
             stdout=output,
             stderr=subprocess.STDOUT,
@@ -174,7 +181,7 @@ def running(
                     time.sleep(0.1)
             yield child
         finally:
-            os.killpg(child.pid, signal.SIGTERM)
+            os.killpg(child.pid, stop_signal)
             try:
                 child.wait(timeout=30)
             except subprocess.TimeoutExpired:
@@ -182,11 +189,16 @@ def running(
 
 
 def service_env(
-    database_url: str, redis_url: str | None, siblings: str, **extra: str
+    database_url: str,
+    redis_url: str | None,
+    siblings: str,
+    *,
+    base: dict[str, str] | None = None,
+    **extra: str,
 ) -> dict[str, str]:
-    """Production settings for an instance of the service on the private backends."""
+    """Production settings for an instance of the service, on top of ``base`` (this environment)."""
     env = {
-        **os.environ,
+        **(os.environ if base is None else base),
         "APP_ENV": "production",
         "DATABASE_URL": database_url,
         "TELEGIVE_GIVEAWAY_URL": siblings,
@@ -206,10 +218,11 @@ def service_env(
     return env
 
 
-def migrate(env: dict[str, str]) -> None:
+def migrate(env: dict[str, str], cwd: Path = ROOT) -> None:
+    """``flask db upgrade`` with these settings, on the code in ``cwd``."""
     subprocess.run(
         [str(VENV_BIN / "flask"), "db", "upgrade"],
-        cwd=ROOT,
+        cwd=cwd,
         env=env,
         check=True,
         capture_output=True,
@@ -217,8 +230,9 @@ def migrate(env: dict[str, str]) -> None:
 
 
 @contextmanager
-def standin(workdir: Path, delay_ms: float = 0):
-    port = free_port()
+def standin(workdir: Path, delay_ms: float = 0, port: int | None = None):
+    """The development stand-in (``workdir/standin.log``), on ``port`` or a free one."""
+    port = port or free_port()
     base = f"http://127.0.0.1:{port}"
     command = [
         sys.executable,
