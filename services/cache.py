@@ -1,8 +1,8 @@
 """Short-lived caches for answers of the sibling services.
 
-Redis when configured (shared by every instance), otherwise a bounded in-process dictionary. A
-cache failure never fails a request: a Redis error is logged and the value is fetched again.
-Secrets (bot tokens) only ever go to the in-process cache: see ``secret_cache``.
+Redis when configured (shared by every instance), otherwise a bounded in-process cache. A cache
+failure never fails a request: a Redis error is logged and the value is fetched again. Secrets
+(bot tokens) only ever go to the in-process cache: see ``secret_cache``.
 """
 
 from __future__ import annotations
@@ -11,11 +11,11 @@ import json
 import logging
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable
-from typing import Any, Protocol, TypeVar
+from typing import Any, NamedTuple, Protocol, TypeVar
 
 import redis
+from cachetools import TLRUCache
 from flask import Flask, current_app
 
 from utils.metrics import CACHE_LOOKUPS
@@ -31,41 +31,44 @@ class Cache(Protocol):
     def delete(self, key: str) -> None: ...
 
 
-class MemoryCache:
-    """A thread-safe TTL cache holding at most ``max_entries`` values."""
+class _Entry(NamedTuple):
+    value: Any
+    ttl: float
 
-    def __init__(self, max_entries: int = 10_000) -> None:
-        self._entries: OrderedDict[str, tuple[float, Any]] = OrderedDict()
-        self._lock = threading.Lock()
-        self._max_entries = max_entries
+
+def _expires_at(_key: str, entry: _Entry, now: float) -> float:
+    return now + entry.ttl
+
+
+class MemoryCache:
+    """An in-process cache of at most ``max_entries`` values, each kept for its own ``ttl``
+    seconds; when full, the least recently used value goes. Safe to share between threads."""
+
+    def __init__(
+        self, max_entries: int = 10_000, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._entries: TLRUCache[str, _Entry] = TLRUCache(max_entries, _expires_at, timer=clock)
+        self._lock = threading.Lock()  # cachetools caches are not thread-safe themselves
 
     def get(self, key: str) -> Any | None:
+        """The value, or None when absent or expired."""
         with self._lock:
-            entry = self._entries.get(key)
-            if entry is None:
+            try:
+                return self._entries[key].value  # one lookup (``get`` would make two)
+            except KeyError:
                 return None
-            expires, value = entry
-            if expires <= time.monotonic():
-                del self._entries[key]
-                return None
-            return value
 
-    def set(self, key: str, value: Any, ttl: int) -> None:
+    def set(self, key: str, value: Any, ttl: float) -> None:
+        """Keep ``value`` for ``ttl`` seconds (not at all when ``ttl`` is not positive)."""
         if ttl <= 0:
             return
         with self._lock:
-            self._entries[key] = (time.monotonic() + ttl, value)
-            self._entries.move_to_end(key)
-            while len(self._entries) > self._max_entries:
-                self._entries.popitem(last=False)
+            self._entries[key] = _Entry(value, ttl)
 
     def delete(self, key: str) -> None:
+        """Forget ``key``."""
         with self._lock:
             self._entries.pop(key, None)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._entries.clear()
 
 
 _ABSENT = object()
@@ -81,42 +84,40 @@ class RedisCache:
 
     def __init__(self, client: redis.Redis, local_seconds: float = 1.0) -> None:
         self._client = client
-        self._local: dict[str, tuple[float, Any]] = {}
+        self._local = MemoryCache(max_entries=10_000)
         self._local_seconds = local_seconds
 
     def get(self, key: str) -> Any | None:
+        """The value, or None when absent, expired or Redis cannot be read."""
         seen = self._local.get(key)
-        if seen is not None and seen[0] > time.monotonic():
-            return None if seen[1] is _ABSENT else seen[1]
+        if seen is not None:
+            return None if seen is _ABSENT else seen
         try:
             raw = self._client.get(KEY_PREFIX + key)
         except redis.RedisError as error:
             log.warning("cache read failed", extra={"error": type(error).__name__})
             return None
         value = None if raw is None else json.loads(raw)
-        self._remember(key, _ABSENT if value is None else value)
+        self._local.set(key, _ABSENT if value is None else value, self._local_seconds)
         return value
 
     def set(self, key: str, value: Any, ttl: int) -> None:
+        """Keep ``value`` for ``ttl`` seconds (not at all when ``ttl`` is not positive)."""
         if ttl <= 0:
             return
-        self._remember(key, value, min(ttl, self._local_seconds))
+        self._local.set(key, value, min(ttl, self._local_seconds))
         try:
             self._client.set(KEY_PREFIX + key, json.dumps(value), ex=ttl)
         except redis.RedisError as error:
             log.warning("cache write failed", extra={"error": type(error).__name__})
 
     def delete(self, key: str) -> None:
-        self._local.pop(key, None)
+        """Forget ``key`` here and in Redis."""
+        self._local.delete(key)
         try:
             self._client.delete(KEY_PREFIX + key)
         except redis.RedisError as error:
             log.warning("cache delete failed", extra={"error": type(error).__name__})
-
-    def _remember(self, key: str, value: Any, seconds: float | None = None) -> None:
-        if len(self._local) > 10_000:
-            self._local.clear()
-        self._local[key] = (time.monotonic() + (seconds or self._local_seconds), value)
 
 
 def init_app(app: Flask) -> None:

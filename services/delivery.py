@@ -10,6 +10,7 @@ from sqlalchemy import select, update
 
 from models import Participant
 from services.audit import EventType, record_event
+from services.errors import ParticipantNotFound
 from services.transaction import write_transaction
 from utils.timeutil import as_utc, isoformat, utcnow
 
@@ -62,13 +63,10 @@ def update_delivery_status(
             )
     return DeliveryResult(
         updated=[i for i in ids if i in known],
-        failed=[
-            {
-                "participant_id": i,
-                "error_code": "PARTICIPANT_NOT_FOUND",
-                "error": "No entry has this id.",
-            }
-            for i in ids
-            if i not in known
-        ],
+        failed=[_not_found(i) for i in ids if i not in known],
     )
+
+
+def _not_found(participant_id: int) -> dict[str, object]:
+    error = ParticipantNotFound("No entry has this id.")
+    return {"participant_id": participant_id, "error_code": error.code, "error": error.message}

@@ -2,37 +2,53 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict
 
 from config import current_settings
 from services.cache import cached, shared_cache
-from services.clients.http import get_json
+from services.clients.http import Int64, get_json, read_body
 from services.errors import AccountNotFound, SubscriptionCheckUnavailable, UpstreamUnavailable
 
 PEER = "channel"
 
 
-@dataclass(frozen=True)
-class Channel:
+def _at_name(value: str | None) -> str | None:
+    if not value:
+        return None
+    return value if value.startswith("@") else f"@{value}"
+
+
+class Channel(BaseModel):
     """The channel a giveaway account posts in."""
 
-    channel_id: int
-    channel_username: str | None
-    channel_title: str | None
-    is_verified: bool
+    model_config = ConfigDict(frozen=True)
+
+    channel_id: Int64  # a Telegram chat id: 64 bits, as the Bot API documents (stored as BIGINT)
+    channel_username: Annotated[str | None, AfterValidator(_at_name)] = None
+    channel_title: str | None = None
+
+
+class _ChannelAnswer(BaseModel):
+    """The Channel service's 200 answer: ``{success, channel: {channel_id, channel_username,
+    channel_title, ...}}``."""
+
+    channel: Channel
 
 
 def get_channel(account_id: int) -> Channel:
     """The account's channel; raises AccountNotFound, or SubscriptionCheckUnavailable when the
     account has no channel configured (nobody can be verified then)."""
-    settings = current_settings()
     data = cached(
         shared_cache(),
-        f"channel:{account_id}",
-        settings.channel_cache_seconds,
-        lambda: asdict(_fetch(account_id)),
+        # "v2": fewer fields than the previous release cached, which it could not read (rolling
+        # deploys share Redis).
+        f"channel:v2:{account_id}",
+        current_settings().channel_cache_seconds,
+        lambda: _fetch(account_id).model_dump(),
     )
-    return Channel(**data)
+    return Channel.model_validate(data)
 
 
 def _fetch(account_id: int) -> Channel:
@@ -52,32 +68,6 @@ def _fetch(account_id: int) -> Channel:
                 details={"reason": "channel_not_configured", "account_id": account_id},
             )
         raise AccountNotFound(details={"account_id": account_id})
-    channel = answer.body.get("channel")
-    if answer.status != 200 or not isinstance(channel, dict):
+    if answer.status != 200:
         raise UpstreamUnavailable(PEER, f"unexpected_answer_{answer.status}")
-    try:
-        return Channel(
-            channel_id=_chat_id(channel["channel_id"]),
-            channel_username=_username(channel.get("channel_username")),
-            channel_title=None
-            if channel.get("channel_title") is None
-            else str(channel["channel_title"]),
-            is_verified=bool(channel.get("is_verified", False)),
-        )
-    except (KeyError, TypeError, ValueError):
-        raise UpstreamUnavailable(PEER, "malformed_body") from None
-
-
-def _chat_id(value: object) -> int:
-    """A Telegram chat id: a 64-bit integer (as the Bot API documents; stored as BIGINT)."""
-    chat_id = int(value)  # type: ignore[call-overload]
-    if not -(2**63) <= chat_id < 2**63:
-        raise ValueError("chat id out of range")
-    return chat_id
-
-
-def _username(value: object) -> str | None:
-    if not value:
-        return None
-    text = str(value)
-    return text if text.startswith("@") else f"@{text}"
+    return read_body(_ChannelAnswer, answer, peer=PEER).channel

@@ -1,47 +1,48 @@
-"""Client for the Giveaway service: ``GET /api/giveaways/{id}`` (contract §4), cached briefly."""
+"""Client for the Giveaway service: ``GET /api/giveaways/{id}``, cached briefly."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from pydantic import BaseModel, ConfigDict
 
 from config import current_settings
 from services.cache import cached, shared_cache
-from services.clients.http import get_json
+from services.clients.http import Int64, get_json, read_body
 from services.errors import GiveawayMisconfigured, GiveawayNotFound, UpstreamUnavailable
 
 PEER = "giveaway"
 
 
-@dataclass(frozen=True)
-class Giveaway:
+class Giveaway(BaseModel):
     """The part of a giveaway this service relies on."""
 
-    id: int
-    account_id: int
-    title: str | None
+    model_config = ConfigDict(frozen=True)
+
+    id: Int64
+    account_id: Int64
     status: str
-    winner_count: int | None
 
     @property
     def is_active(self) -> bool:
         return self.status == "active"
 
 
+class _GiveawayAnswer(BaseModel):
+    """The Giveaway service's 200 answer: ``{success, giveaway: {id, account_id, status, ...}}``."""
+
+    giveaway: Giveaway
+
+
 def get_giveaway(giveaway_id: int) -> Giveaway:
     """The giveaway, from cache or the Giveaway service; raises when unknown or unreachable."""
-    settings = current_settings()
     data = cached(
         shared_cache(),
-        f"giveaway:{giveaway_id}",
-        settings.giveaway_cache_seconds,
-        lambda: asdict(_fetch(giveaway_id)),
+        # "v2": fewer fields than the previous release cached, which it could not read (rolling
+        # deploys share Redis).
+        f"giveaway:v2:{giveaway_id}",
+        current_settings().giveaway_cache_seconds,
+        lambda: _fetch(giveaway_id).model_dump(),
     )
-    return Giveaway(**data)
-
-
-def forget_giveaway(giveaway_id: int) -> None:
-    """Drop the cached copy (after we learn it changed)."""
-    shared_cache().delete(f"giveaway:{giveaway_id}")
+    return Giveaway.model_validate(data)
 
 
 def _fetch(giveaway_id: int) -> Giveaway:
@@ -57,29 +58,6 @@ def _fetch(giveaway_id: int) -> Giveaway:
         raise GiveawayNotFound()
     if answer.status == 400:
         raise GiveawayMisconfigured()
-    giveaway = answer.body.get("giveaway")
-    if answer.status != 200 or not isinstance(giveaway, dict):
+    if answer.status != 200:
         raise UpstreamUnavailable(PEER, f"unexpected_answer_{answer.status}")
-    try:
-        return Giveaway(
-            id=int(giveaway.get("id", giveaway_id)),
-            account_id=int(giveaway["account_id"]),
-            title=_optional_text(giveaway.get("title")),
-            status=str(giveaway["status"]),
-            winner_count=_optional_int(giveaway.get("winner_count")),
-        )
-    except (KeyError, TypeError, ValueError):
-        raise UpstreamUnavailable(PEER, "malformed_body") from None
-
-
-def _optional_text(value: object) -> str | None:
-    return None if value is None else str(value)
-
-
-def _optional_int(value: object) -> int | None:
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        return int(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return None
+    return read_body(_GiveawayAnswer, answer, peer=PEER).giveaway

@@ -2,8 +2,10 @@
 
 Every call has an explicit (connect, read) timeout, sends ``X-Service-Name`` and the request id,
 and turns every transport failure, 5xx and unreadable body into ``UpstreamUnavailable``. Callers
-interpret the remaining statuses themselves. A peer that keeps failing is not called for a while
-(a circuit breaker per peer), so a dead sibling cannot hold every worker for its full timeout.
+interpret the remaining statuses themselves and read a body with ``read_body`` (one pydantic model
+per answer; a body that does not fit is unavailable too). A peer that keeps failing is not called
+for a while (a circuit breaker per peer), so a dead sibling cannot hold every worker for its full
+timeout.
 Outgoing calls must never be made while a database transaction is open: services call these
 between their transactions.
 """
@@ -16,11 +18,12 @@ import os
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any, TypeVar
 from urllib.parse import urlencode
 
 import requests
 from flask import Flask, current_app
+from pydantic import BaseModel, BeforeValidator, Field, ValidationError
 from requests.adapters import HTTPAdapter
 from requests.hooks import default_hooks
 from requests.structures import CaseInsensitiveDict
@@ -35,6 +38,7 @@ from utils.request_context import current_request_id
 SERVICE_NAME = "telegive-participant"
 PEERS = ("giveaway", "channel", "auth", "telegram")
 log = logging.getLogger("telegive.outgoing")
+Body = TypeVar("Body", bound=BaseModel)
 
 _sessions: dict[int, requests.Session] = {}
 _sessions_lock = threading.Lock()
@@ -60,6 +64,8 @@ def _session() -> requests.Session:
 
 def init_app(app: Flask, settings: Settings) -> None:
     """One circuit breaker per peer for this application."""
+    # Hand-written (utils/circuit.py): pybreaker holds its lock for the whole wrapped call, which
+    # would let one process make only one call to a peer at a time.
     app.extensions["telegive.breakers"] = {
         peer: CircuitBreaker(settings.circuit_failures, settings.circuit_cooldown) for peer in PEERS
     }
@@ -161,3 +167,21 @@ def get_json(
                 "duration_ms": round(elapsed * 1000, 1),
             },
         )
+
+
+def _not_a_boolean(value: object) -> object:
+    if isinstance(value, bool):
+        raise ValueError("a boolean is not a number")  # JSON true would otherwise read as 1
+    return value
+
+
+Int64 = Annotated[int, BeforeValidator(_not_a_boolean), Field(ge=-(2**63), lt=2**63)]
+"""An integer a BIGINT column can hold, as a peer's JSON carries it (ids, Telegram chat ids)."""
+
+
+def read_body(model: type[Body], answer: PeerResponse, *, peer: str) -> Body:
+    """The answer's body read as ``model``; a body that does not fit raises UpstreamUnavailable."""
+    try:
+        return model.model_validate(answer.body)
+    except ValidationError:
+        raise UpstreamUnavailable(peer, "malformed_body") from None

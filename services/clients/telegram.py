@@ -11,10 +11,13 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
+from typing import Literal
+
+from pydantic import BaseModel, RootModel, StrictBool, StrictInt, StrictStr
 
 from config import current_settings
 from services.cache import shared_cache
-from services.clients.http import get_json
+from services.clients.http import get_json, read_body
 from services.errors import UpstreamUnavailable
 
 PEER = "telegram"
@@ -37,6 +40,32 @@ class ChatMembership:
 
     status: str
     is_member: bool
+
+
+class _ChatMember(BaseModel):
+    status: StrictStr
+    is_member: StrictBool = False  # sent for "restricted" only
+
+
+class _Member(BaseModel):
+    ok: Literal[True]
+    result: _ChatMember
+
+
+class _Parameters(BaseModel):
+    retry_after: StrictInt | None = None
+
+
+class _Refusal(BaseModel):
+    ok: Literal[False] = False
+    error_code: StrictInt | None = None
+    description: StrictStr | None = None
+    parameters: _Parameters | None = None
+
+
+class _Answer(RootModel[_Member | _Refusal]):
+    """getChatMember's answer: ``{ok: true, result: {status, is_member?}}`` or
+    ``{ok: false, error_code, description, parameters: {retry_after}}``."""
 
 
 class InvalidBotToken(UpstreamUnavailable):
@@ -63,13 +92,13 @@ def get_chat_member(*, token: str, chat_id: int, user_id: int) -> ChatMembership
         timeout=(settings.upstream_connect_timeout, settings.telegram_timeout),
         log_path="/bot***/getChatMember",
     )
-    body = answer.body
-    if body.get("ok") is True:
-        return _membership(body.get("result"))
-    description = str(body.get("description") or "").lower()
-    error_code = body.get("error_code", answer.status)
+    body = read_body(_Answer, answer, peer=PEER).root
+    if isinstance(body, _Member):
+        return _membership(body.result)
+    description = (body.description or "").lower()
+    error_code = answer.status if body.error_code is None else body.error_code
     if error_code == 429 or answer.status == 429:
-        retry_after = _retry_after(body)
+        retry_after = _retry_after(body.parameters)
         if retry_after:
             shared_cache().set(backoff_key, time.time() + retry_after, retry_after)
         raise UpstreamUnavailable(PEER, "rate_limited", retry_after=retry_after)
@@ -83,23 +112,18 @@ def get_chat_member(*, token: str, chat_id: int, user_id: int) -> ChatMembership
     raise UpstreamUnavailable(PEER, f"telegram_error_{error_code}")
 
 
-def _membership(result: object) -> ChatMembership:
-    if not isinstance(result, dict) or not isinstance(result.get("status"), str):
-        raise UpstreamUnavailable(PEER, "malformed_body")
-    status = result["status"]
-    if status in MEMBER_STATUSES:
-        return ChatMembership(status=status, is_member=True)
-    if status in NON_MEMBER_STATUSES:
-        return ChatMembership(status=status, is_member=False)
-    if status == "restricted":
-        return ChatMembership(status=status, is_member=result.get("is_member") is True)
+def _membership(member: _ChatMember) -> ChatMembership:
+    if member.status in MEMBER_STATUSES:
+        return ChatMembership(status=member.status, is_member=True)
+    if member.status in NON_MEMBER_STATUSES:
+        return ChatMembership(status=member.status, is_member=False)
+    if member.status == "restricted":
+        return ChatMembership(status=member.status, is_member=member.is_member)
     raise UpstreamUnavailable(PEER, "unknown_member_status")
 
 
-def _retry_after(body: dict) -> int | None:
-    parameters = body.get("parameters")
-    if isinstance(parameters, dict):
-        value = parameters.get("retry_after")
-        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-            return min(value, 3600)
-    return None
+def _retry_after(parameters: _Parameters | None) -> int | None:
+    """Telegram's wait in seconds, at most an hour; None when it gave none that makes sense."""
+    if parameters is None or parameters.retry_after is None or parameters.retry_after <= 0:
+        return None
+    return min(parameters.retry_after, 3600)

@@ -76,6 +76,8 @@ def test_calls_have_explicit_timeouts(app, peers):
         (200, json.dumps([1, 2])),
         (200, json.dumps({"success": True})),
         (200, json.dumps({"giveaway": {"id": 1}})),
+        (200, json.dumps({"giveaway": {"id": 1, "account_id": True, "status": "active"}})),
+        (200, json.dumps({"giveaway": {"id": 1, "account_id": 42, "status": None}})),
     ],
 )
 def test_garbage_from_the_giveaway_service_is_unavailable(app, peers, status, body):
@@ -84,7 +86,7 @@ def test_garbage_from_the_giveaway_service_is_unavailable(app, peers, status, bo
         giveaway.get_giveaway(1)
 
 
-@pytest.mark.parametrize("channel_id", [2**63, -(2**63) - 1, "not a number", None])
+@pytest.mark.parametrize("channel_id", [2**63, -(2**63) - 1, "not a number", None, True])
 def test_a_channel_id_that_is_no_telegram_chat_id_means_nobody_can_be_verified(
     app, client, peers, channel_id
 ):
@@ -95,6 +97,37 @@ def test_a_channel_id_that_is_no_telegram_chat_id_means_nobody_can_be_verified(
     )
     assert response.status_code == 503
     assert response.get_json()["error_code"] == "SUBSCRIPTION_CHECK_UNAVAILABLE"
+
+
+def test_the_channel_username_is_shown_with_its_at_sign(client, peers):
+    peers.standard()
+    peers.members[7] = "left"
+    peers.mock.upsert(
+        "GET",
+        f"{CHANNEL_URL}/api/accounts/42/channel",
+        json={"success": True, "channel": {"channel_id": -100777, "channel_username": "news"}},
+    )
+    response = client.post(
+        "/api/participants/verify-subscription", json={"user_id": 7, "account_id": 42}, headers=BOT
+    )
+    assert response.get_json()["channel_info"] == {
+        "channel_id": -100777,
+        "channel_username": "@news",
+        "channel_title": None,
+    }
+
+
+@pytest.mark.parametrize("body", [{"bot_token": ""}, {"bot_id": 4242000}, {"bot_token": 4242}])
+def test_an_auth_answer_without_a_token_means_nobody_can_be_verified(client, peers, body):
+    peers.standard()
+    peers.mock.upsert("GET", f"{AUTH_URL}/api/v1/bots/token/42", json=body)
+    response = client.post(
+        "/api/participants/verify-subscription", json={"user_id": 7, "account_id": 42}, headers=BOT
+    )
+    assert response.status_code == 503
+    assert response.get_json()["error_code"] == "SUBSCRIPTION_CHECK_UNAVAILABLE"
+    assert response.get_json()["details"] == {"peer": "auth", "reason": "malformed_body"}
+    assert peers.calls_to(TELEGRAM_URL) == 0
 
 
 def test_an_invalid_giveaway_account_is_a_clear_conflict(app, peers):
@@ -124,6 +157,22 @@ def test_membership_statuses(app, peers, result, member):
         assert (
             telegram.get_chat_member(token=BOT_TOKEN, chat_id=-100, user_id=1).is_member is member
         )
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"ok": True, "result": {"status": 5}},
+        {"ok": True, "result": {"status": "restricted", "is_member": "yes"}},
+        {"ok": "true", "result": {"status": "member"}},
+        {"ok": False, "error_code": "400", "description": "Bad Request: user not found"},
+    ],
+)
+def test_a_telegram_answer_of_another_shape_is_never_read_as_an_answer(app, peers, body):
+    peers.mock.get(f"{TELEGRAM_URL}/bot{BOT_TOKEN}/getChatMember", json=body)
+    with app.app_context(), pytest.raises(UpstreamUnavailable) as error:
+        telegram.get_chat_member(token=BOT_TOKEN, chat_id=-100, user_id=1)
+    assert error.value.reason == "malformed_body"
 
 
 def test_telegram_retry_after_is_respected(app, peers):
