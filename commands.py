@@ -8,6 +8,7 @@ import click
 from flask import Flask
 
 from services import captcha, draws, listing, subscription
+from services.errors import DrawNotFound
 
 
 def register_commands(app: Flask) -> None:
@@ -45,7 +46,7 @@ def register_commands(app: Flask) -> None:
         winners = draws.current_winners(giveaway_id)
         try:
             document = draws.draw_document(giveaway_id)
-        except draws.DrawNotFound:
+        except DrawNotFound:
             document = None
         summary = {
             "giveaway_id": giveaway_id,

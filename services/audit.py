@@ -11,7 +11,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from models import AuditEvent
-from services.errors import ValidationFailed
+from services.errors import InvalidCursorError
 from services.transaction import read_only
 from utils.cursors import InvalidCursor, decode_cursor, encode_cursor
 from utils.request_context import current_caller, current_request_id
@@ -89,13 +89,9 @@ def list_events(*, where: AuditFilter, limit: int, cursor: str | None = None) ->
         query = query.where(AuditEvent.occurred_at < where.until)
     if cursor:
         try:
-            (before,) = decode_cursor(cursor, AUDIT_CURSOR, 1)
-            if type(before) is not int or not 1 <= before <= 2**63 - 1:
-                raise ValueError("id out of range")
-        except (InvalidCursor, ValueError):
-            raise ValidationFailed(
-                "Invalid input: check cursor.", details={"cursor": "not a cursor of this list"}
-            ) from None
+            (before,) = decode_cursor(cursor, AUDIT_CURSOR, int)
+        except InvalidCursor:
+            raise InvalidCursorError() from None
         query = query.where(AuditEvent.id < before)
     with read_only() as session:
         events = list(session.scalars(query))

@@ -16,7 +16,7 @@ from models import ParticipantUser
 from services.audit import EventType, record_event
 from services.captcha_store import CaptchaStore, DatabaseCaptchaStore, RedisCaptchaStore
 from services.errors import CaptchaLocked
-from services.sql import upsert_insert
+from services.store import store
 from utils import captcha
 from utils.captcha import CaptchaPolicy, Decision, Outcome, PendingRegistration
 from utils.metrics import CAPTCHA_LOCKOUTS, CAPTCHA_OUTCOMES
@@ -109,13 +109,17 @@ def _record(
     """Write what accompanies a transition: the user's completed captcha and the audit events."""
     if decision.outcome is Outcome.PASSED:
         pending = decision.state.pending
-        statement = upsert_insert(session, ParticipantUser).values(
-            user_id=user_id,
-            captcha_completed_at=now,
-            created_at=now,
-            username=pending.username if pending else None,
-            first_name=pending.first_name if pending else None,
-            last_name=pending.last_name if pending else None,
+        statement = (
+            store()
+            .insert(ParticipantUser)
+            .values(
+                user_id=user_id,
+                captcha_completed_at=now,
+                created_at=now,
+                username=pending.username if pending else None,
+                first_name=pending.first_name if pending else None,
+                last_name=pending.last_name if pending else None,
+            )
         )
         excluded = statement.excluded
         session.execute(

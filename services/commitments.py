@@ -8,7 +8,7 @@ from sqlalchemy import update
 
 from models import GiveawayState
 from services.audit import EventType, record_event
-from services.sql import upsert_insert
+from services.store import store
 from services.transaction import write_transaction
 from utils.draw import commitment_of, new_seed
 from utils.timeutil import utcnow
@@ -30,7 +30,8 @@ def ensure_giveaway_state(
     seed = new_seed()
     with write_transaction() as session:
         statement = (
-            upsert_insert(session, GiveawayState)
+            store()
+            .insert(GiveawayState)
             .values(
                 giveaway_id=giveaway_id,
                 account_id=account_id,

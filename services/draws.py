@@ -2,8 +2,9 @@
 
 A draw runs in three steps so that no outgoing call happens inside a transaction:
 
-1. close entries: lock the giveaway's state row and set ``closed_at`` (registrations take the
-   same row lock last, so none can slip in after the entrant list is read);
+1. close entries: take the giveaway's registration lock exclusively
+   (``Store.exclude_registrations``: it waits for registrations in flight, and a registration that
+   comes later finds ``closed_at`` set), then set ``closed_at`` under the state row's lock;
 2. compute, outside any transaction: read the canonical entrant list (user ids only, no ORM
    objects), walk the seed's candidate order (``utils/draw.py``) and re-check candidates'
    subscription with Telegram; a Telegram outage raises and nothing is recorded;
@@ -18,7 +19,6 @@ from __future__ import annotations
 import contextvars
 import hashlib
 import json
-from array import array
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -27,7 +27,7 @@ from itertools import islice
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import bindparam, func, select, text, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -36,8 +36,16 @@ from models import DrawRecord, GiveawayState, Participant
 from services.audit import EventType, record_event
 from services.clients.giveaway import get_giveaway
 from services.commitments import ensure_giveaway_state
-from services.errors import Conflict, NotFound
+from services.errors import (
+    AlreadyDrawnDifferently,
+    Conflict,
+    DrawNotFound,
+    IdempotencyKeyReused,
+    NotAWinner,
+    NotDrawn,
+)
 from services.numbering import exclude_registrations, number_pending, pending_entries
+from services.store import store
 from services.subscription import check_subscription
 from services.transaction import read_only, read_snapshot, write_transaction
 from utils import draw as algorithm
@@ -47,31 +55,6 @@ from utils.timeutil import isoformat, utcnow
 
 RECHECK_PARALLELISM = 16
 MAX_RECORD_ATTEMPTS = 3
-
-
-class AlreadyDrawnDifferently(Conflict):
-    code = "ALREADY_DRAWN"
-    message = "Winners were already drawn for this giveaway with a different winner_count."
-
-
-class NotDrawn(Conflict):
-    code = "NOT_DRAWN"
-    message = "No winners have been drawn for this giveaway yet."
-
-
-class NotAWinner(Conflict):
-    code = "NOT_A_WINNER"
-    message = "That user is not a current winner of this giveaway."
-
-
-class IdempotencyKeyReused(Conflict):
-    code = "IDEMPOTENCY_KEY_REUSED"
-    message = "This idempotency key was already used for a different reroll."
-
-
-class DrawNotFound(NotFound):
-    code = "DRAW_NOT_FOUND"
-    message = "This giveaway has no entries and no commitment yet."
 
 
 @dataclass(frozen=True)
@@ -143,7 +126,7 @@ def draw_winners(*, giveaway_id: int, winner_count: int) -> DrawOutcome:
     if existing is not None:
         return _repeat(existing, winner_count)
     seed = _close_entries(giveaway_id)
-    entrants = _load_entrants(giveaway_id)
+    entrants = store().entrants(giveaway_id)
     recheck = current_settings().draw_recheck_subscription
     winners, skipped = _pick(
         seed.seed,
@@ -355,58 +338,6 @@ def _seed_of(state: GiveawayState) -> _Seed:
     )
 
 
-@dataclass(frozen=True)
-class _Entrants:
-    """The canonical entrant list: user ids ascending, and the SHA-256 of its published text."""
-
-    user_ids: array
-    digest: str
-
-
-def _load_entrants(giveaway_id: int) -> _Entrants:
-    """Every entrant's user id, ascending, as a compact array (no Python object per row).
-
-    On PostgreSQL the database writes the published text itself ("<id>\\n" per entrant), a chunk
-    at a time along the (giveaway_id, user_id) index: the text is hashed as it is and parsed once.
-    (COPY would be simpler, but psycopg2 refuses it under gevent's cooperative wait callback.)
-    """
-    with read_snapshot() as session:
-        if session.get_bind().dialect.name == "postgresql":
-            digest = hashlib.sha256()
-            user_ids = array("q")
-            after = 0
-            while True:
-                chunk = session.scalar(
-                    _ENTRANTS_CHUNK,
-                    {"giveaway_id": giveaway_id, "after": after, "rows": ENTRANTS_CHUNK_ROWS},
-                )
-                if not chunk:
-                    break
-                digest.update(chunk.encode("ascii"))
-                numbers = array("q", map(int, chunk.split()))
-                user_ids.extend(numbers)
-                after = numbers[-1]
-            return _Entrants(user_ids=user_ids, digest=digest.hexdigest())
-        user_ids = array("q")
-        result = session.execute(
-            select(Participant.user_id)
-            .where(Participant.giveaway_id == giveaway_id)
-            .order_by(Participant.user_id)
-            .execution_options(stream_results=True, yield_per=65_536)
-        )
-        for partition in result.scalars().partitions():
-            user_ids.extend(partition)
-    return _Entrants(user_ids=user_ids, digest=algorithm.entrants_digest(user_ids))
-
-
-ENTRANTS_CHUNK_ROWS = 200_000
-_ENTRANTS_CHUNK = text(
-    "SELECT string_agg(user_id::text || chr(10), '' ORDER BY user_id) FROM "
-    "(SELECT user_id FROM participant_entries WHERE giveaway_id = :giveaway_id "
-    "AND user_id > :after ORDER BY user_id LIMIT :rows) AS chunk"
-)
-
-
 Recheck = Callable[[list[int]], dict[int, str]]
 
 
@@ -496,7 +427,7 @@ def _plan_reroll(
     exclusions = sorted(ever_won | set(positions))
     count = 1 if replace_user_id is not None else int(add_count or 0)
     seed = _seed_of(state)
-    entrants = _load_entrants(giveaway_id)
+    entrants = store().entrants(giveaway_id)
     recheck = current_settings().draw_recheck_subscription
     eligible = algorithm.eligible_list(entrants.user_ids, exclusions)
     winners, skipped = _pick(
@@ -710,7 +641,7 @@ def _verify_giveaway(giveaway_id: int) -> list[str]:
             "previous_hash"
         ):
             problems.append(f"record {row.sequence}: columns disagree with the stored record")
-    entrants = list(_load_entrants(giveaway_id).user_ids)
+    entrants = list(store().entrants(giveaway_id).user_ids)
     for record in records:
         problems += [
             f"record {record['sequence']}: {p}" for p in algorithm.verify_record(record, entrants)

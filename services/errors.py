@@ -41,6 +41,13 @@ class ValidationFailed(ServiceError):
     message = "The request is not valid; see details for each field."
 
 
+class InvalidCursorError(ValidationFailed):
+    message = "Invalid input: check cursor."
+
+    def __init__(self) -> None:
+        super().__init__(details={"cursor": "not a cursor of this list"})
+
+
 class AuthenticationRequired(ServiceError):
     status = 401
     code = "AUTHENTICATION_REQUIRED"
@@ -89,6 +96,31 @@ class Conflict(ServiceError):
     status = 409
     code = "CONFLICT"
     message = "The request conflicts with the current state."
+
+
+class AlreadyDrawnDifferently(Conflict):
+    code = "ALREADY_DRAWN"
+    message = "Winners were already drawn for this giveaway with a different winner_count."
+
+
+class NotDrawn(Conflict):
+    code = "NOT_DRAWN"
+    message = "No winners have been drawn for this giveaway yet."
+
+
+class NotAWinner(Conflict):
+    code = "NOT_A_WINNER"
+    message = "That user is not a current winner of this giveaway."
+
+
+class IdempotencyKeyReused(Conflict):
+    code = "IDEMPOTENCY_KEY_REUSED"
+    message = "This idempotency key was already used for a different reroll."
+
+
+class DrawNotFound(NotFound):
+    code = "DRAW_NOT_FOUND"
+    message = "This giveaway has no entries and no commitment yet."
 
 
 class GiveawayNotActive(Conflict):

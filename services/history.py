@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import and_, case, func, or_, select
 
 from models import Participant, ParticipantUser
-from services.errors import ValidationFailed
+from services.errors import InvalidCursorError
 from services.transaction import read_only
 from utils.cursors import InvalidCursor, decode_cursor, encode_cursor
 from utils.timeutil import as_utc
@@ -126,11 +126,7 @@ def participations(*, user_id: int, limit: int, cursor: str | None = None) -> Hi
 
 def _position(cursor: str) -> tuple[datetime, int]:
     try:
-        moment, last_id = decode_cursor(cursor, HISTORY_CURSOR, 2)
-        if type(last_id) is not int or not 1 <= last_id <= 2**63 - 1:
-            raise ValueError("id out of range")
+        moment, last_id = decode_cursor(cursor, HISTORY_CURSOR, str, int)
         return as_utc(datetime.fromisoformat(moment)), last_id
-    except (InvalidCursor, TypeError, ValueError, OverflowError):
-        raise ValidationFailed(
-            "Invalid input: check cursor.", details={"cursor": "not a cursor of this list"}
-        ) from None
+    except (InvalidCursor, ValueError, OverflowError):  # ValueError: not an ISO time
+        raise InvalidCursorError() from None

@@ -8,7 +8,7 @@ and never read as subscribed.
 Telegram's "subscribed" answers are remembered in ``participant_memberships``, and a registration
 may rely on one given within ``SUBSCRIPTION_CACHE_SECONDS`` (a returning user, or one the Bot just
 checked with verify-subscription): it saves a Telegram call, and Telegram's per-bot rate limits,
-in a burst. The registration reads it in its own write statement (services/registration.py). Only
+in a burst. The registration reads it in its own write (``Store.enter``). Only
 "subscribed" is remembered, so a user told to join who joins and taps again is asked afresh; a
 fresh "not subscribed" forgets it at once; verify-subscription and the draw always ask Telegram.
 """
@@ -26,7 +26,7 @@ from services.clients.auth import forget_bot_credentials, get_bot_credentials
 from services.clients.channel import Channel, get_channel
 from services.clients.telegram import InvalidBotToken, get_chat_member
 from services.errors import SubscriptionCheckUnavailable, UpstreamUnavailable
-from services.sql import upsert_insert
+from services.store import store
 from services.transaction import write_transaction
 from utils.metrics import SUBSCRIPTION_CHECKS
 from utils.timeutil import utcnow
@@ -77,7 +77,13 @@ def check_subscription(
     if not check.is_subscribed or remember:
         with write_transaction() as session:
             if check.is_subscribed:
-                remember_answer(session, check, user_id=user_id)
+                remember_answer(
+                    session,
+                    channel_id=channel.channel_id,
+                    user_id=user_id,
+                    status=check.status,
+                    verified_at=check.verified_at,
+                )
             else:
                 forget(session, channel_id=channel.channel_id, user_id=user_id)
     return check
@@ -104,14 +110,15 @@ def forget_expired() -> int:
     return result.rowcount or 0
 
 
-def remember_answer(session, check: SubscriptionCheck, *, user_id: int) -> None:
+def remember_answer(
+    session, *, channel_id: int, user_id: int, status: str, verified_at: datetime
+) -> None:
     """Keep Telegram's "subscribed" answer for this user and channel (in the caller's
     transaction), replacing an older one."""
-    statement = upsert_insert(session, Membership).values(
-        channel_id=check.channel.channel_id,
-        user_id=user_id,
-        status=check.status,
-        verified_at=check.verified_at,
+    statement = (
+        store()
+        .insert(Membership)
+        .values(channel_id=channel_id, user_id=user_id, status=status, verified_at=verified_at)
     )
     session.execute(
         statement.on_conflict_do_update(

@@ -12,6 +12,9 @@ import binascii
 import json
 from typing import Any
 
+# The largest position or id a cursor may hold: PostgreSQL's bigint.
+MAX_POSITION = 2**63 - 1
+
 
 class InvalidCursor(ValueError):
     """The cursor was not made by this service for this list."""
@@ -23,8 +26,9 @@ def encode_cursor(kind: str, *position: Any) -> str:
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
 
-def decode_cursor(token: str, kind: str, arity: int) -> list[Any]:
-    """The position a cursor of ``kind`` holds (``arity`` values); InvalidCursor otherwise."""
+def decode_cursor(token: str, kind: str, *shape: type) -> list[Any]:
+    """The position a cursor of ``kind`` holds, one value of each type in ``shape``; integers
+    must be positions or ids (0 .. 2**63-1). InvalidCursor otherwise."""
     if not token or len(token) > 512:
         raise InvalidCursor("empty or too long")
     try:
@@ -32,6 +36,12 @@ def decode_cursor(token: str, kind: str, arity: int) -> list[Any]:
         data = json.loads(raw)
     except (binascii.Error, ValueError, UnicodeDecodeError):
         raise InvalidCursor("not a cursor") from None
-    if not isinstance(data, list) or len(data) != arity + 1 or data[0] != kind:
+    if not isinstance(data, list) or len(data) != len(shape) + 1 or data[0] != kind:
         raise InvalidCursor("not a cursor of this list")
-    return data[1:]
+    values = data[1:]
+    for value, expected in zip(values, shape, strict=True):
+        if type(value) is not expected:
+            raise InvalidCursor("malformed")
+        if expected is int and not 0 <= value <= MAX_POSITION:
+            raise InvalidCursor("out of range")
+    return values

@@ -52,9 +52,9 @@ def test_parallel_registrations_of_one_user_leave_exactly_one_entry(app, peers):
     results = in_parallel(
         app, 16, lambda _i: registration.register_participant(giveaway_id=1, user_id=USER)
     )
-    ids = {result.entry.participant_id for result in results}
+    ids = {result.participant_id for result in results}
     assert len(ids) == 1
-    assert sum(not result.entry.already_registered for result in results) == 1
+    assert sum(not result.already_registered for result in results) == 1
     with app.app_context():
         rows = db.session.scalars(select(Participant).where(Participant.user_id == USER)).all()
     assert len(rows) == 1
@@ -153,7 +153,7 @@ def test_an_entry_is_either_in_the_draw_or_refused_never_lost(app, peers):
 
         results = in_parallel(app, 24, work)
         drawn = results[draw_at]
-        entered = [r for r in results if isinstance(r, registration.RegistrationResult)]
+        entered = [r for r in results if isinstance(r, registration.Entry)]
         refused = [r for r in results if isinstance(r, GiveawayNotActive)]
         assert len(entered) + len(refused) == 23, results
         with app.app_context():

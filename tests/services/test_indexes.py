@@ -11,8 +11,9 @@ import pytest
 from sqlalchemy import event, text
 
 from extensions import db
-from services import audit, draws, history, listing, registration
+from services import audit, draws, history, listing
 from services.delivery import update_delivery_status
+from services.store import postgres, store
 from tests.factories import add_entries
 from utils.timeutil import utcnow
 
@@ -49,7 +50,7 @@ def test_every_read_uses_an_index(app, peers):
             if statement.lstrip().upper().startswith("SELECT"):
                 captured.append((statement, parameters))
 
-        engines = [db.engine, app.extensions["telegive.autocommit_engine"]]
+        engines = [db.engine, app.extensions["telegive.store"].autocommit]
         for engine in engines:
             event.listen(engine, "before_cursor_execute", capture)
         try:
@@ -65,7 +66,7 @@ def test_every_read_uses_an_index(app, peers):
             draws.current_winners(1)
             draws.winner_status(user_id=10, giveaway_id=1)
             draws.draw_document(1)
-            registration._standing(user_id=10, giveaway_id=1)
+            store().standing(user_id=10, giveaway_id=1)
             for where in (
                 audit.AuditFilter(giveaway_id=1),
                 audit.AuditFilter(user_id=10),
@@ -80,13 +81,13 @@ def test_every_read_uses_an_index(app, peers):
 
         # The registration's prepared statements go straight to the DBAPI cursor (no events).
         now = utcnow()
-        captured.append((registration._STANDING_POSTGRES.sql, {"giveaway_id": 1, "user_id": 10}))
+        captured.append((postgres._STANDING.sql, {"giveaway_id": 1, "user_id": 10}))
         for verified_at in (None, now):  # a remembered answer looked up, or a fresh one written
             captured.append(
                 (
-                    registration._ENTER_POSTGRES.sql,
+                    postgres._ENTER.sql,
                     {
-                        **dict.fromkeys(registration._ENTER_POSTGRES.types),
+                        **dict.fromkeys(postgres._ENTER.types),
                         "giveaway_id": 1,
                         "user_id": 10,
                         "now": now,
@@ -97,7 +98,8 @@ def test_every_read_uses_an_index(app, peers):
                     },
                 )
             )
-        assert len(captured) >= 17
+        captured.append((postgres._NUMBER_PENDING.sql, {"giveaway_id": 1, "limit": 256}))
+        assert len(captured) >= 18
         connection = db.session.connection()
         leading = dict(
             connection.execute(

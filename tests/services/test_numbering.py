@@ -7,6 +7,7 @@ from sqlalchemy import select
 from extensions import db
 from models import GiveawayState, Participant
 from services import listing, numbering, registration
+from services.store import store
 from tests.conftest import DASHBOARD, GIVEAWAY
 
 
@@ -63,8 +64,8 @@ def test_a_busy_numberer_is_not_waited_for_by_registrations(app, peers):
     enter(app, peers, range(101, 104))
     with app.app_context():
         # wait=False must not block when the state row is taken; here it is free, so it numbers.
-        assert numbering.number_pending(1, wait=False, limit=2) == 2
-        assert numbering.number_pending(1, wait=False) == 1
+        assert store().number_pending(1, wait=False, limit=2) == 2
+        assert store().number_pending(1, wait=False, limit=10) == 1
 
 
 def test_a_registrations_share_numbers_in_order_and_skips_a_giveaway_being_numbered(

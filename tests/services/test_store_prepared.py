@@ -7,8 +7,8 @@ import pytest
 from sqlalchemy import exc, text
 
 from extensions import db
-from services import prepared
-from services.prepared import Prepared
+from services.store import prepared
+from services.store.prepared import Prepared
 
 pytestmark = pytest.mark.postgres
 
@@ -24,14 +24,14 @@ BACKEND = Prepared("test_backend", "SELECT pg_backend_pid()", {})
 
 
 def test_a_statement_is_prepared_once_per_connection(app):
-    engine = app.extensions["telegive.autocommit_engine"]
+    engine = app.extensions["telegive.store"].autocommit
     assert prepared.fetch_one(engine, DOUBLE, {"value": 21, "label": "a"}) == (42, "a")
     assert prepared.fetch_one(engine, DOUBLE, {"value": 2, "label": "b"}) == (4, "b")
     assert prepared.fetch_one(engine, PREPARED_HERE, {"name": "test_double"}) == (1,)
 
 
 def test_a_connection_the_server_dropped_is_replaced_and_statements_prepared_again(app):
-    engine = app.extensions["telegive.autocommit_engine"]
+    engine = app.extensions["telegive.store"].autocommit
     (pid,) = prepared.fetch_one(engine, BACKEND, {})
     with app.app_context():
         db.session.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
@@ -44,7 +44,7 @@ def test_a_connection_the_server_dropped_is_replaced_and_statements_prepared_aga
 
 
 def test_a_failing_statement_raises_sqlalchemys_error_and_leaves_the_connection_usable(app):
-    engine = app.extensions["telegive.autocommit_engine"]
+    engine = app.extensions["telegive.store"].autocommit
     divide = Prepared("test_divide", "SELECT 1 / %(value)s", {"value": "int"})
     with pytest.raises(exc.DataError):
         prepared.fetch_one(engine, divide, {"value": 0})
@@ -57,7 +57,7 @@ def test_a_parameter_without_a_type_is_refused_before_reaching_the_database():
 
 
 def test_the_first_statement_runs_in_the_same_transaction(app):
-    engine = app.extensions["telegive.autocommit_engine"]
+    engine = app.extensions["telegive.store"].autocommit
     setting = Prepared("test_setting", "SELECT current_setting('statement_timeout')", {})
     inside = prepared.fetch_one(engine, setting, {}, first="SET LOCAL statement_timeout = 1234")
     assert inside == ("1234ms",)
