@@ -1,23 +1,33 @@
 """Typed settings read from the environment, checked once at start.
 
-Every variable an operator can set is read here and nowhere else; README.md and .env.example list
-them with their defaults. A value that is required in production and missing stops the service at
-start with a sentence naming the variable.
+Every setting of the application is read here and nowhere else; the server's own (PORT,
+WEB_CONCURRENCY, GUNICORN_*, METRICS_*, PROMETHEUS_MULTIPROC_DIR) are read by gunicorn.conf.py.
+README.md and .env.example list them all with their defaults.
+A bad value, or a value that production needs and lacks, stops the service at start with one
+sentence naming the variable. Only the process environment is read: ``.env`` is loaded by
+python-dotenv for the ``flask`` command in local work, never here.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Annotated, Literal
 
 from flask import current_app
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
+from pydantic_settings import BaseSettings, EnvSettingsSource, NoDecode, SettingsConfigDict
 
 BASE_DIR = Path(__file__).resolve().parent
 DEFAULT_SQLITE_PATH = BASE_DIR / "instance" / "participant.db"
-
-ENVIRONMENTS = ("production", "development", "test")
 
 # The callers contract §5 names, and what each may do. A caller's token grants exactly these scopes.
 SCOPES_BY_CALLER: dict[str, frozenset[str]] = {
@@ -39,110 +49,137 @@ class ConfigError(RuntimeError):
     """A setting is missing or malformed; the message names the variable."""
 
 
-@dataclass(frozen=True)
-class Settings:
-    """Everything the service reads from its environment."""
+def _http_url(value: str) -> str:
+    value = value.rstrip("/")
+    if value and not value.startswith(("http://", "https://")):
+        raise ValueError(f"must be an http(s) URL, got {value!r}")
+    return value
 
-    env: str = "production"
-    port: int = 8004
-    database_url: str = f"sqlite:///{DEFAULT_SQLITE_PATH}"
-    database_is_default: bool = True
-    redis_url: str | None = None
-    giveaway_url: str = ""
-    channel_url: str = ""
-    auth_url: str = ""
-    telegram_api_base: str = "https://api.telegram.org"
-    service_to_service_secret: str = field(default="", repr=False)
-    service_tokens: Mapping[str, str] = field(default_factory=dict, repr=False)
+
+def _comma_separated(value: object) -> object:
+    if isinstance(value, str):
+        return tuple(part.strip() for part in value.split(",") if part.strip())
+    return value
+
+
+AppEnv = Annotated[Literal["production", "development", "test"], BeforeValidator(str.lower)]
+LogLevel = Annotated[Literal["DEBUG", "INFO", "WARNING", "ERROR"], BeforeValidator(str.upper)]
+HttpUrl = Annotated[str, AfterValidator(_http_url)]
+CommaSeparated = Annotated[tuple[str, ...], NoDecode, BeforeValidator(_comma_separated)]
+Seconds = Annotated[float, Field(gt=0, le=60)]
+
+
+class Settings(BaseSettings):
+    """Everything the service reads from its environment, by the variable's upper-case name."""
+
+    model_config = SettingsConfigDict(
+        alias_generator=str.upper, case_sensitive=True, frozen=True, extra="ignore"
+    )
+
+    env: AppEnv = Field("production", validation_alias="APP_ENV")
+    database_url: str = Field(f"sqlite:///{DEFAULT_SQLITE_PATH}", repr=False)
+    redis_url: str | None = Field(None, repr=False)
+    giveaway_url: HttpUrl = Field("", validation_alias="TELEGIVE_GIVEAWAY_URL")
+    channel_url: HttpUrl = Field("", validation_alias="TELEGIVE_CHANNEL_URL")
+    auth_url: HttpUrl = Field("", validation_alias="TELEGIVE_AUTH_URL")
+    telegram_api_base: HttpUrl = "https://api.telegram.org"
+    service_to_service_secret: SecretStr = SecretStr("")
+    tokens_by_caller: Annotated[dict[str, SecretStr], NoDecode] = Field(
+        default_factory=dict, validation_alias="SERVICE_TOKENS"
+    )
     require_service_auth: bool = True
-    cors_origins: tuple[str, ...] = ()
-    log_level: str = "INFO"
-    captcha_timeout_minutes: int = 10
-    captcha_max_attempts: int = 3
-    captcha_max_questions: int = 3
-    captcha_lockout_minutes: int = 60
-    upstream_connect_timeout: float = 1.0
-    upstream_timeout: float = 2.0
-    telegram_timeout: float = 3.0
-    giveaway_cache_seconds: int = 30
-    channel_cache_seconds: int = 300
-    bot_token_cache_seconds: int = 300
-    subscription_cache_seconds: int = 300
+    cors_origins: CommaSeparated = ()
+    log_level: LogLevel = "INFO"
+    captcha_timeout_minutes: int = Field(10, ge=1)
+    captcha_max_attempts: int = Field(3, ge=1, le=100)
+    captcha_max_questions: int = Field(3, ge=1, le=100)
+    captcha_lockout_minutes: int = Field(60, ge=1)
+    upstream_connect_timeout: Seconds = Field(
+        1.0, validation_alias="UPSTREAM_CONNECT_TIMEOUT_SECONDS"
+    )
+    upstream_timeout: Seconds = Field(2.0, validation_alias="UPSTREAM_TIMEOUT_SECONDS")
+    telegram_timeout: Seconds = Field(3.0, validation_alias="TELEGRAM_TIMEOUT_SECONDS")
+    giveaway_cache_seconds: int = Field(30, ge=0)
+    channel_cache_seconds: int = Field(300, ge=0)
+    bot_token_cache_seconds: int = Field(300, ge=0)
+    subscription_cache_seconds: int = Field(300, ge=0)
     draw_recheck_subscription: bool = True
-    max_request_bytes: int = 64 * 1024
-    db_pool_size: int = 20
-    db_statement_timeout_ms: int = 30_000
+    max_request_bytes: int = Field(64 * 1024, ge=1024)
+    db_pool_size: int = Field(20, ge=1)
+    db_statement_timeout_ms: int = Field(30_000, ge=100)
     metrics_require_auth: bool = True
-    circuit_failures: int = 5
-    circuit_cooldown: float = 10.0
+    circuit_failures: int = Field(5, ge=1, validation_alias="UPSTREAM_CIRCUIT_FAILURES")
+    circuit_cooldown: Seconds = Field(10.0, validation_alias="UPSTREAM_CIRCUIT_COOLDOWN_SECONDS")
+
+    @field_validator("database_url")
+    @classmethod
+    def _pin_driver(cls, value: str) -> str:
+        return normalize_database_url(value)
+
+    # Hand-written: `caller=token,...` is the format operators already use, not JSON.
+    @field_validator("tokens_by_caller", mode="before")
+    @classmethod
+    def _parse_token_pairs(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        tokens: dict[str, str] = {}
+        for pair in _comma_separated(value):
+            caller, sep, token = pair.partition("=")
+            caller, token = caller.strip().lower(), token.strip()
+            if not sep or not token:
+                raise ValueError("must hold caller=token pairs; one entry has no token")
+            if caller not in SCOPES_BY_CALLER:
+                known = ", ".join(SCOPES_BY_CALLER)
+                raise ValueError(f"names an unknown caller {caller!r} (known: {known})")
+            if len(token) < 16:
+                raise ValueError(f"gives {caller!r} a token shorter than 16 characters")
+            tokens[caller] = token
+        return tokens
 
     @property
     def is_production(self) -> bool:
+        """APP_ENV is production: the start-up checks of check() apply."""
         return self.env == "production"
 
     @property
     def is_sqlite(self) -> bool:
+        """The database is a SQLite file (local work and tests)."""
         return self.database_url.startswith("sqlite")
+
+    @property
+    def database_is_default(self) -> bool:
+        """DATABASE_URL was not set: the SQLite file of local work."""
+        return "database_url" not in self.model_fields_set
+
+    @property
+    def service_tokens(self) -> dict[str, str]:
+        """Each caller's incoming token in clear, for comparing a presented token; never logged."""
+        return {caller: token.get_secret_value() for caller, token in self.tokens_by_caller.items()}
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        """Read and check the settings; raise ConfigError naming the first bad variable."""
-        env = os.environ if environ is None else environ
-        reader = _Reader(env)
-        app_env = reader.choice("APP_ENV", ENVIRONMENTS, "production")
-        database_url = reader.text("DATABASE_URL", "")
-        settings = cls(
-            env=app_env,
-            port=reader.integer("PORT", 8004, minimum=1, maximum=65535),
-            database_url=normalize_database_url(database_url) or cls.database_url,
-            database_is_default=not database_url,
-            redis_url=reader.text("REDIS_URL", "") or None,
-            giveaway_url=reader.url("TELEGIVE_GIVEAWAY_URL"),
-            channel_url=reader.url("TELEGIVE_CHANNEL_URL"),
-            auth_url=reader.url("TELEGIVE_AUTH_URL"),
-            telegram_api_base=reader.url("TELEGRAM_API_BASE") or "https://api.telegram.org",
-            service_to_service_secret=reader.text("SERVICE_TO_SERVICE_SECRET", ""),
-            service_tokens=reader.service_tokens("SERVICE_TOKENS"),
-            require_service_auth=reader.boolean("REQUIRE_SERVICE_AUTH", True),
-            cors_origins=reader.csv("CORS_ORIGINS"),
-            log_level=reader.choice(
-                "LOG_LEVEL", ("DEBUG", "INFO", "WARNING", "ERROR"), "INFO", upper=True
-            ),
-            captcha_timeout_minutes=reader.integer("CAPTCHA_TIMEOUT_MINUTES", 10, minimum=1),
-            captcha_max_attempts=reader.integer("CAPTCHA_MAX_ATTEMPTS", 3, minimum=1, maximum=100),
-            captcha_max_questions=reader.integer(
-                "CAPTCHA_MAX_QUESTIONS", 3, minimum=1, maximum=100
-            ),
-            captcha_lockout_minutes=reader.integer("CAPTCHA_LOCKOUT_MINUTES", 60, minimum=1),
-            upstream_connect_timeout=reader.number("UPSTREAM_CONNECT_TIMEOUT_SECONDS", 1.0),
-            upstream_timeout=reader.number("UPSTREAM_TIMEOUT_SECONDS", 2.0),
-            telegram_timeout=reader.number("TELEGRAM_TIMEOUT_SECONDS", 3.0),
-            giveaway_cache_seconds=reader.integer("GIVEAWAY_CACHE_SECONDS", 30, minimum=0),
-            channel_cache_seconds=reader.integer("CHANNEL_CACHE_SECONDS", 300, minimum=0),
-            bot_token_cache_seconds=reader.integer("BOT_TOKEN_CACHE_SECONDS", 300, minimum=0),
-            subscription_cache_seconds=reader.integer("SUBSCRIPTION_CACHE_SECONDS", 300, minimum=0),
-            draw_recheck_subscription=reader.boolean("DRAW_RECHECK_SUBSCRIPTION", True),
-            max_request_bytes=reader.integer("MAX_REQUEST_BYTES", 64 * 1024, minimum=1024),
-            db_pool_size=reader.integer("DB_POOL_SIZE", 20, minimum=1),
-            db_statement_timeout_ms=reader.integer("DB_STATEMENT_TIMEOUT_MS", 30_000, minimum=100),
-            metrics_require_auth=reader.boolean("METRICS_REQUIRE_AUTH", True),
-            circuit_failures=reader.integer("UPSTREAM_CIRCUIT_FAILURES", 5, minimum=1),
-            circuit_cooldown=reader.number("UPSTREAM_CIRCUIT_COOLDOWN_SECONDS", 10.0),
-        )
+        """Read ``environ`` (os.environ when None, never both) and check it; raise ConfigError
+        naming the first bad variable."""
+        source = _Environment(cls, os.environ if environ is None else environ)
+        try:
+            # The one source: no init values, no .env file, no secrets directory.
+            settings = cls(_build_sources=((source,), {}))
+        except ValidationError as error:
+            raise ConfigError(_sentence(error)) from None
         settings.check()
         return settings
 
     def check(self) -> None:
         """Refuse combinations that cannot run safely; production needs its peers and secrets."""
-        if self.require_service_auth and not self.service_tokens:
+        if self.require_service_auth and not self.tokens_by_caller:
             raise ConfigError(
                 "SERVICE_TOKENS is empty while REQUIRE_SERVICE_AUTH is true: set SERVICE_TOKENS "
                 "(caller=token pairs) or set REQUIRE_SERVICE_AUTH=false explicitly."
             )
         if not self.is_production:
             return
-        secrets = [*self.service_tokens.values(), self.service_to_service_secret]
-        if any("change-me" in secret for secret in secrets):
+        service_secret = self.service_to_service_secret.get_secret_value()
+        if any("change-me" in secret for secret in [*self.service_tokens.values(), service_secret]):
             raise ConfigError(
                 "SERVICE_TOKENS or SERVICE_TO_SERVICE_SECRET still holds a placeholder from "
                 ".env.example (change-me...): set real secrets."
@@ -155,7 +192,7 @@ class Settings:
             ("TELEGIVE_GIVEAWAY_URL", self.giveaway_url),
             ("TELEGIVE_CHANNEL_URL", self.channel_url),
             ("TELEGIVE_AUTH_URL", self.auth_url),
-            ("SERVICE_TO_SERVICE_SECRET", self.service_to_service_secret),
+            ("SERVICE_TO_SERVICE_SECRET", service_secret),
         ):
             if not value:
                 raise ConfigError(f"{name} is not set: production cannot run without it.")
@@ -170,6 +207,28 @@ class Settings:
             "database": redact_url(self.database_url),
             "redis": redact_url(self.redis_url) if self.redis_url else "(none)",
         }
+
+
+class _Environment(EnvSettingsSource):
+    """pydantic-settings' environment source over a given mapping (it reads only os.environ)."""
+
+    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]) -> None:
+        self.environ = environ
+        super().__init__(settings_cls)
+
+    def _load_env_vars(self) -> Mapping[str, str]:  # the hook DotEnvSettingsSource overrides too
+        # Surrounding spaces never matter, and a blank value means the default (`VAR=` in a file).
+        return {name: value.strip() for name, value in self.environ.items() if value.strip()}
+
+
+def _sentence(error: ValidationError) -> str:
+    """The first error of a validation as one sentence naming the variable."""
+    first = error.errors()[0]
+    name = first["loc"][0]  # the variable: fields are validated by their upper-case alias
+    if first["type"] == "value_error":  # our own validators say what is wrong, secrets unshown
+        return f"{name} {first['ctx']['error']}."
+    problem = first["msg"].partition(", unable to")[0].replace("Input should be", "must be")
+    return f"{name} {problem}, got {first['input']!r}."
 
 
 def normalize_database_url(url: str) -> str:
@@ -194,80 +253,3 @@ def redact_url(url: str) -> str:
 def current_settings() -> Settings:
     """The settings of the running application."""
     return current_app.extensions["telegive.settings"]
-
-
-class _Reader:
-    """Parses raw environment strings, naming the variable in every error."""
-
-    def __init__(self, env: Mapping[str, str]) -> None:
-        self.env = env
-
-    def text(self, name: str, default: str) -> str:
-        return self.env.get(name, default).strip()
-
-    def url(self, name: str) -> str:
-        value = self.text(name, "").rstrip("/")
-        if value and not value.startswith(("http://", "https://")):
-            raise ConfigError(f"{name} must be an http(s) URL, got {value!r}.")
-        return value
-
-    def choice(self, name: str, allowed: tuple[str, ...], default: str, upper: bool = False) -> str:
-        value = self.text(name, default) or default
-        value = value.upper() if upper else value.lower()
-        if value not in allowed:
-            raise ConfigError(f"{name} must be one of {', '.join(allowed)}; got {value!r}.")
-        return value
-
-    def integer(
-        self, name: str, default: int, minimum: int | None = None, maximum: int | None = None
-    ) -> int:
-        raw = self.text(name, "")
-        if not raw:
-            return default
-        try:
-            value = int(raw)
-        except ValueError:
-            raise ConfigError(f"{name} must be an integer, got {raw!r}.") from None
-        if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
-            raise ConfigError(f"{name} is out of range: {value}.")
-        return value
-
-    def number(self, name: str, default: float) -> float:
-        raw = self.text(name, "")
-        if not raw:
-            return default
-        try:
-            value = float(raw)
-        except ValueError:
-            raise ConfigError(f"{name} must be a number of seconds, got {raw!r}.") from None
-        if not 0 < value <= 60:
-            raise ConfigError(f"{name} must be between 0 and 60 seconds, got {value}.")
-        return value
-
-    def boolean(self, name: str, default: bool) -> bool:
-        raw = self.text(name, "").lower()
-        if not raw:
-            return default
-        if raw in ("1", "true", "yes", "on"):
-            return True
-        if raw in ("0", "false", "no", "off"):
-            return False
-        raise ConfigError(f"{name} must be true or false, got {raw!r}.")
-
-    def csv(self, name: str) -> tuple[str, ...]:
-        return tuple(part.strip() for part in self.text(name, "").split(",") if part.strip())
-
-    def service_tokens(self, name: str) -> dict[str, str]:
-        tokens: dict[str, str] = {}
-        for pair in self.csv(name):
-            caller, sep, token = pair.partition("=")
-            caller, token = caller.strip().lower(), token.strip()
-            if not sep or not token:
-                raise ConfigError(f"{name} must hold caller=token pairs; one entry has no token.")
-            if caller not in SCOPES_BY_CALLER:
-                known = ", ".join(SCOPES_BY_CALLER)
-                raise ConfigError(f"{name} names an unknown caller {caller!r} (known: {known}).")
-            if len(token) < 16:
-                raise ConfigError(f"{name}: the token of {caller!r} is shorter than 16 characters.")
-            tokens[caller] = token
-        return tokens

@@ -19,7 +19,6 @@ PRODUCTION = {
 
 def test_defaults_are_the_documented_ones():
     settings = Settings.from_env({"APP_ENV": "development", "REQUIRE_SERVICE_AUTH": "false"})
-    assert settings.port == 8004
     assert settings.database_url.startswith("sqlite:///") and settings.database_is_default
     assert settings.redis_url is None
     assert settings.telegram_api_base == "https://api.telegram.org"
@@ -28,7 +27,7 @@ def test_defaults_are_the_documented_ones():
 
 
 def test_production_starts_with_everything_set():
-    settings = Settings.from_env(PRODUCTION)
+    settings = Settings.from_env({**PRODUCTION, "SECRET_KEY": "from-the-old-readme"})  # unused
     assert settings.database_url == "postgresql+psycopg2://user:pw@db:5432/telegive"
     assert settings.service_tokens == {"bot": "0123456789abcdef0123"}
 
@@ -59,9 +58,8 @@ def test_auth_on_without_tokens_is_refused():
 @pytest.mark.parametrize(
     ("name", "value"),
     [
-        ("PORT", "eighty"),
-        ("PORT", "70000"),
         ("CAPTCHA_MAX_ATTEMPTS", "0"),
+        ("CAPTCHA_MAX_ATTEMPTS", "three"),
         ("REQUIRE_SERVICE_AUTH", "maybe"),
         ("LOG_LEVEL", "LOUD"),
         ("TELEGIVE_GIVEAWAY_URL", "giveaway:8000"),
@@ -69,11 +67,57 @@ def test_auth_on_without_tokens_is_refused():
         ("SERVICE_TOKENS", "bot=short"),
         ("SERVICE_TOKENS", "bot"),
         ("UPSTREAM_TIMEOUT_SECONDS", "0"),
+        ("UPSTREAM_CIRCUIT_COOLDOWN_SECONDS", "61"),
     ],
 )
-def test_malformed_values_are_refused_naming_the_variable(name, value):
-    with pytest.raises(ConfigError, match=name):
+def test_malformed_values_are_refused_in_one_sentence_naming_the_variable(name, value):
+    with pytest.raises(ConfigError, match=name) as refused:
         Settings.from_env({**PRODUCTION, name: value})
+    sentence = str(refused.value)
+    assert sentence.startswith(name) and sentence.endswith(".") and "\n" not in sentence
+
+
+def test_a_refused_token_is_never_shown():
+    with pytest.raises(ConfigError) as refused:
+        Settings.from_env(
+            {**PRODUCTION, "SERVICE_TOKENS": "bot=0123456789abcdef0123,robot=hunter2"}
+        )
+    assert "hunter2" not in str(refused.value)
+    assert "0123456789abcdef0123" not in str(refused.value)
+
+
+def test_values_read_as_operators_write_them():
+    settings = Settings.from_env(
+        {
+            **PRODUCTION,
+            "TELEGIVE_GIVEAWAY_URL": "https://giveaway.example/ ",
+            "REQUIRE_SERVICE_AUTH": "Yes",
+            "METRICS_REQUIRE_AUTH": "off",
+            "LOG_LEVEL": "debug",
+            "CORS_ORIGINS": "https://a.example, https://b.example,",
+            "CAPTCHA_MAX_ATTEMPTS": "  ",
+            "SERVICE_TOKENS": " bot = 0123456789abcdef0123 , Admin=fedcba9876543210fedc",
+        }
+    )
+    assert settings.giveaway_url == "https://giveaway.example"
+    assert settings.require_service_auth and not settings.metrics_require_auth
+    assert settings.log_level == "DEBUG"
+    assert settings.cors_origins == ("https://a.example", "https://b.example")
+    assert settings.captcha_max_attempts == 3  # blank: the default
+    assert settings.service_tokens == {
+        "bot": "0123456789abcdef0123",
+        "admin": "fedcba9876543210fedc",
+    }
+
+
+def test_a_given_environment_replaces_the_process_environment(monkeypatch):
+    development = {"APP_ENV": "development", "REQUIRE_SERVICE_AUTH": "false"}
+    for name, value in {**development, "CAPTCHA_MAX_ATTEMPTS": "7"}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("DATABASE_URL", "postgresql://elsewhere/db")
+    settings = Settings.from_env(development)
+    assert settings.captcha_max_attempts == 3 and settings.database_is_default
+    assert Settings.from_env().captcha_max_attempts == 7
 
 
 def test_production_refuses_the_placeholders_of_env_example():
@@ -87,6 +131,13 @@ def test_urls_are_normalised_and_passwords_never_shown():
     assert normalize_database_url("postgres://a:b@h/d") == "postgresql+psycopg2://a:b@h/d"
     assert normalize_database_url("sqlite:///x.db") == "sqlite:///x.db"
     assert redact_url("postgresql://user:hunter2@db/x") == "postgresql://user:***@db/x"
-    assert "hunter2" not in repr(
-        Settings.from_env({**PRODUCTION, "SERVICE_TO_SERVICE_SECRET": "hunter2"})
+    settings = Settings.from_env(
+        {
+            **PRODUCTION,
+            "DATABASE_URL": "postgresql://user:hunter2@db/telegive",
+            "SERVICE_TO_SERVICE_SECRET": "hunter2",
+            "SERVICE_TOKENS": "bot=hunter2-bot-token-0000",
+        }
     )
+    assert "hunter2" not in repr(settings) and "hunter2" not in str(settings)
+    assert settings.service_to_service_secret.get_secret_value() == "hunter2"

@@ -49,7 +49,7 @@ def _fetch(account_id: int) -> BotCredentials:
         peer=PEER,
         url=f"{settings.auth_url}/api/v1/bots/token/{account_id}",
         timeout=(settings.upstream_connect_timeout, settings.upstream_timeout),
-        headers={"X-Service-Token": settings.service_to_service_secret},
+        headers={"X-Service-Token": settings.service_to_service_secret.get_secret_value()},
     )
     if answer.status == 404:
         raise AccountNotFound(details={"account_id": account_id})
