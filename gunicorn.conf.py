@@ -28,7 +28,7 @@ os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="teleg
 bind = os.environ.get("GUNICORN_BIND", f"0.0.0.0:{os.environ.get('PORT', '8004')}")
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 # gevent with PostgreSQL: one worker holds hundreds of requests waiting on Telegram or a sibling
-# (measured in bench/REPORT.md; and /health stays fast while a sibling hangs). gthread with the
+# (bench/REPORT.md compares the worker classes; and /health stays fast while a sibling hangs). gthread with the
 # SQLite default: sqlite3 is not cooperative, and a greenlet waiting on its lock would block the
 # whole worker.
 _postgres = os.environ.get("DATABASE_URL", "").startswith("postgres")
@@ -82,8 +82,8 @@ def post_worker_init(worker):
     """The application is built: move everything alive now out of the garbage collector's sight.
 
     The app, its models and its libraries never become garbage; left in view, every full
-    collection walks all of them (a measured 60 ms pause in a worker, stalling every request it
-    holds, every few thousand requests).
+    collection walks all of them (a pause in the worker that stalls every request it holds:
+    bench/findings.md).
     """
     gc.collect()
     gc.freeze()

@@ -1,8 +1,7 @@
 """Server-side prepared statements for the registration's hot path on PostgreSQL.
 
-Parsing and planning the registration's write cost the database more than running it (measured
-with bench/run.py's CPU meter and a loop of the bare statement: 0.83 ms a statement as text,
-0.5 ms prepared). Each statement is prepared on a connection the first time that connection runs
+Parsing and planning the registration's write cost the database more than running it (the figures
+are in bench/findings.md). Each statement is prepared on a connection the first time that connection runs
 it; the set of prepared names lives in the pooled connection's ``info``, which SQLAlchemy empties
 when it replaces the connection. (A pooler in transaction mode, such as PgBouncer's, would break
 this: the service expects a session per connection, as Railway's PostgreSQL gives it.)
@@ -49,8 +48,8 @@ def fetch_one(
     """Run ``statement`` (after ``first``, a statement sent in the same string, if given) on one
     of ``engine``'s pooled connections, and return its first row.
 
-    Straight on the DBAPI connection: SQLAlchemy's Connection and result objects cost a sixth of a
-    registration's CPU (py-spy, in process). What SQLAlchemy would do is kept: errors are raised
+    Straight on the DBAPI connection: SQLAlchemy's Connection and result objects were a large part
+    of a registration's CPU (bench/findings.md). What SQLAlchemy would do is kept: errors are raised
     as its exceptions (``OperationalError`` and the like, answered with a 503), and a connection
     found broken is dropped from the pool.
     """
