@@ -25,7 +25,6 @@ from routes.converters import (
     reject_invalid_ids,
 )
 from routes.errors import register_error_handlers
-from routes.security import SECURITY_SCHEMES
 from schemas.common import ERROR_SCHEMA, add_documented_schemas
 from services import cache, captcha, transaction
 from services.clients import http
@@ -73,7 +72,6 @@ def configure(app: APIFlask, settings: Settings) -> None:
         VALIDATION_ERROR_DESCRIPTION="Invalid input (VALIDATION_ERROR)",
         VALIDATION_ERROR_SCHEMA=ERROR_SCHEMA,
         HTTP_ERROR_SCHEMA=ERROR_SCHEMA,
-        SECURITY_SCHEMES=SECURITY_SCHEMES,
         INFO={
             "description": "Who takes part in a Telegive giveaway, and who wins. "
             "Errors use the envelope {success: false, error, error_code, details}."

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from apiflask import APIBlueprint
 
-from routes.security import SERVICE_AUTH, require_scope
+from routes.security import auth
 from schemas.common import error_responses
 from schemas.lists import AuditEventOut, AuditOut, AuditQuery
 from services import audit
@@ -15,10 +15,9 @@ bp = APIBlueprint("audit", __name__, url_prefix="/api/participants", tag="Audit"
 @bp.get("/audit")
 @bp.doc(
     summary="Audit events, newest first, filtered by giveaway, user, type and time",
-    security=SERVICE_AUTH,
     responses=error_responses(400, 401, 403, 503),
 )
-@require_scope("audit")
+@bp.auth_required(auth, roles=["audit"])
 @bp.input(AuditQuery, location="query", arg_name="query")
 @bp.output(AuditOut)
 def list_audit_events(query: AuditQuery):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from apiflask import APIBlueprint
 
-from routes.security import SERVICE_AUTH, require_scope
+from routes.security import auth
 from schemas.common import error_responses
 from schemas.lists import DeliveryIn, DeliveryOut
 from services import delivery
@@ -17,10 +17,9 @@ bp = APIBlueprint("delivery", __name__, url_prefix="/api/participants", tag="Del
     summary="Record whether messages reached participants",
     description="Known ids are updated (attempts counted); unknown ids are listed in "
     "failed_updates. delivery_timestamp without an offset is read as UTC.",
-    security=SERVICE_AUTH,
     responses=error_responses(400, 401, 403, 413, 503),
 )
-@require_scope("deliver")
+@bp.auth_required(auth, roles=["deliver"])
 @bp.input(DeliveryIn, arg_name="body")
 @bp.output(DeliveryOut)
 def update_delivery_status(body: DeliveryIn):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from apiflask import APIBlueprint
 from flask import Response, request, stream_with_context
 
-from routes.security import SERVICE_AUTH, require_scope
+from routes.security import auth
 from schemas.common import error_responses
 from schemas.draws import (
     DrawDocumentOut,
@@ -35,10 +35,9 @@ def _winner(winner: draws.Winner) -> WinnerOut:
     "the record; every later call answers the same draw with already_drawn: true (409 if "
     "winner_count differs). Zero entrants is a success with no winners; fewer eligible entrants "
     "than prizes: all win and unclaimed_count says how many prizes are left.",
-    security=SERVICE_AUTH,
     responses=error_responses(400, 401, 403, 409, 413, 503),
 )
-@require_scope("draw")
+@bp.auth_required(auth, roles=["draw"])
 @bp.input(SelectWinnersIn, arg_name="body")
 @bp.output(SelectWinnersOut)
 def select_winners(giveaway_id: int, body: SelectWinnersIn):
@@ -60,10 +59,9 @@ def select_winners(giveaway_id: int, body: SelectWinnersIn):
     summary="Replace a winner or add winners (never a past winner)",
     description="Its own chained record, with the seed the previous record committed to. "
     "Idempotent under idempotency_key (or the Idempotency-Key header).",
-    security=SERVICE_AUTH,
     responses=error_responses(400, 401, 403, 409, 413, 503),
 )
-@require_scope("draw")
+@bp.auth_required(auth, roles=["draw"])
 @bp.input(RerollIn, arg_name="body")
 @bp.output(RerollOut)
 def reroll(giveaway_id: int, body: RerollIn):
@@ -96,10 +94,9 @@ def reroll(giveaway_id: int, body: RerollIn):
     summary="Commit to the draw's seed now (idempotent)",
     description="Publishes the SHA-256 of the seed the draw will use. Created anyway with the "
     "giveaway's first entry; call this when the giveaway is published to fix it earlier.",
-    security=SERVICE_AUTH,
     responses=error_responses(400, 401, 403, 503),
 )
-@require_scope("draw")
+@bp.auth_required(auth, roles=["draw"])
 @bp.output(DrawDocumentOut)
 def commit(giveaway_id: int):
     return draws.commit_to_seed(giveaway_id)
@@ -108,10 +105,9 @@ def commit(giveaway_id: int):
 @bp.get("/<id64:giveaway_id>/draw")
 @bp.doc(
     summary="The commitment before the draw; every record after it",
-    security=SERVICE_AUTH,
     responses=error_responses(400, 401, 403, 404, 503),
 )
-@require_scope("read")
+@bp.auth_required(auth, roles=["read"])
 @bp.output(DrawDocumentOut)
 def draw_document(giveaway_id: int):
     return draws.draw_document(giveaway_id)
@@ -120,13 +116,12 @@ def draw_document(giveaway_id: int):
 @bp.get("/<id64:giveaway_id>/draw/entrants")
 @bp.doc(
     summary="The canonical entrant list the draw uses (text, one user id per line, ascending)",
-    security=SERVICE_AUTH,
     responses={
         200: {"description": "The list", "content": {"text/plain": {"schema": {"type": "string"}}}},
         **error_responses(400, 401, 403, 503),
     },
 )
-@require_scope("read")
+@bp.auth_required(auth, roles=["read"])
 def entrants(giveaway_id: int):
     return Response(
         stream_with_context(draws.stream_entrants(giveaway_id)),
@@ -138,10 +133,9 @@ def entrants(giveaway_id: int):
 @bp.get("/<id64:giveaway_id>/winners")
 @bp.doc(
     summary="The giveaway's winners now",
-    security=SERVICE_AUTH,
     responses=error_responses(400, 401, 403, 503),
 )
-@require_scope("read")
+@bp.auth_required(auth, roles=["read"])
 @bp.output(WinnersOut)
 def winners(giveaway_id: int):
     current = draws.current_winners(giveaway_id)
@@ -157,10 +151,9 @@ def winners(giveaway_id: int):
 @bp.get("/winner-status/<id64:user_id>/<id64:giveaway_id>")
 @bp.doc(
     summary="Did this user take part in the giveaway, and win? (user first)",
-    security=SERVICE_AUTH,
     responses=error_responses(400, 401, 403, 503),
 )
-@require_scope("read")
+@bp.auth_required(auth, roles=["read"])
 @bp.output(WinnerStatusOut)
 def winner_status(user_id: int, giveaway_id: int):
     status = draws.winner_status(user_id=user_id, giveaway_id=giveaway_id)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from apiflask import APIBlueprint
 
-from routes.security import SERVICE_AUTH, require_scope
+from routes.security import auth
 from schemas.common import error_responses
 from schemas.lists import HistoryOut, HistoryQuery
 from services import history
@@ -16,10 +16,9 @@ bp = APIBlueprint("history", __name__, url_prefix="/api/participants", tag="Hist
 @bp.get("/history/<id64:user_id>")
 @bp.doc(
     summary="A user's totals and entries, newest first (cursor-paginated)",
-    security=SERVICE_AUTH,
     responses=error_responses(400, 401, 403, 404, 503),
 )
-@require_scope("read")
+@bp.auth_required(auth, roles=["read"])
 @bp.input(HistoryQuery, location="query", arg_name="query")
 @bp.output(HistoryOut)
 def user_history(user_id: int, query: HistoryQuery):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from apiflask import APIBlueprint
 
-from routes.security import SERVICE_AUTH, require_scope
+from routes.security import auth
 from routes.streaming import stream_json, stream_text
 from schemas.common import documented, error_responses
 from schemas.lists import (
@@ -37,7 +37,6 @@ def _page_head(giveaway_id: int, page: listing.Page) -> dict:
     summary="A giveaway's entries, page by page (streamed; limit may be the whole giveaway)",
     description="Page N is entries (N-1)·limit+1 .. N·limit in the order they were accepted; "
     "deep pages cost the same as the first. Pass next_cursor as cursor to continue.",
-    security=SERVICE_AUTH,
     responses={
         200: {
             "description": "A page",
@@ -46,7 +45,7 @@ def _page_head(giveaway_id: int, page: listing.Page) -> dict:
         **error_responses(400, 401, 403, 503),
     },
 )
-@require_scope("read")
+@bp.auth_required(auth, roles=["read"])
 @bp.input(GiveawayListQuery, location="query", arg_name="query")
 def giveaway_list(giveaway_id: int, query: GiveawayListQuery):
     page = listing.list_page(
@@ -58,7 +57,6 @@ def giveaway_list(giveaway_id: int, query: GiveawayListQuery):
 @bp.get("/list/<id64:giveaway_id>")
 @bp.doc(
     summary="The Dashboard's list: entries with the giveaway's stats and pagination",
-    security=SERVICE_AUTH,
     responses={
         200: {
             "description": "A page",
@@ -67,7 +65,7 @@ def giveaway_list(giveaway_id: int, query: GiveawayListQuery):
         **error_responses(400, 401, 403, 503),
     },
 )
-@require_scope("read")
+@bp.auth_required(auth, roles=["read"])
 @bp.input(DashboardListQuery, location="query", arg_name="query")
 def dashboard_list(giveaway_id: int, query: DashboardListQuery):
     stats = listing.giveaway_stats(giveaway_id)
@@ -88,10 +86,9 @@ def dashboard_list(giveaway_id: int, query: DashboardListQuery):
 @bp.get("/count/<id64:giveaway_id>")
 @bp.doc(
     summary="How many entries a giveaway has",
-    security=SERVICE_AUTH,
     responses=error_responses(400, 401, 403, 503),
 )
-@require_scope("read")
+@bp.auth_required(auth, roles=["read"])
 @bp.output(CountOut)
 def count(giveaway_id: int):
     total = listing.count_participants(giveaway_id)
@@ -105,10 +102,9 @@ def count(giveaway_id: int):
     description="Every entry has passed the captcha, so captcha_completed equals the total; "
     "active excludes entrants found unsubscribed at the draw; captcha_pending counts users "
     "with a live question for this giveaway.",
-    security=SERVICE_AUTH,
     responses=error_responses(400, 401, 403, 503),
 )
-@require_scope("read")
+@bp.auth_required(auth, roles=["read"])
 @bp.output(StatsOut)
 def stats(giveaway_id: int):
     figures = listing.giveaway_stats(giveaway_id)
@@ -133,7 +129,6 @@ def stats(giveaway_id: int):
 @bp.get("/<id64:giveaway_id>/export")
 @bp.doc(
     summary="Every entry as CSV (streamed; spreadsheet-safe)",
-    security=SERVICE_AUTH,
     responses={
         200: {
             "description": "CSV with a header row",
@@ -142,7 +137,7 @@ def stats(giveaway_id: int):
         **error_responses(400, 401, 403, 503),
     },
 )
-@require_scope("read")
+@bp.auth_required(auth, roles=["read"])
 def export(giveaway_id: int):
     return stream_text(
         listing.export_csv(giveaway_id),

@@ -6,8 +6,7 @@ from __future__ import annotations
 from apiflask import APIBlueprint
 from flask import Response
 
-from config import current_settings
-from routes.security import authorize
+from routes.security import METRICS_SCOPE, auth
 from utils.metrics import render
 
 bp = APIBlueprint("metrics", __name__, tag="Operations")
@@ -15,7 +14,7 @@ bp = APIBlueprint("metrics", __name__, tag="Operations")
 
 @bp.get("/metrics")
 @bp.doc(hide=True)
+@bp.auth_required(auth, roles=[METRICS_SCOPE])
 def metrics():
-    authorize("metrics", required=current_settings().metrics_require_auth)
     body, content_type = render()
     return Response(body, content_type=content_type)

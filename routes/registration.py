@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from apiflask import APIBlueprint
 
-from routes.security import SERVICE_AUTH, require_scope
+from routes.security import auth
 from schemas.common import also_answers, error_responses
 from schemas.registration import (
     CaptchaAnswerIn,
@@ -27,13 +27,12 @@ bp = APIBlueprint("registration", __name__, url_prefix="/api/participants", tag=
     summary="Take part in a giveaway",
     description="201 with the new entry; 200 with the existing entry (already_registered) or "
     "with the captcha question a first-time user must answer (requires_captcha).",
-    security=SERVICE_AUTH,
     responses={
         **also_answers(200, "RegisterOut", "Already registered, or a captcha is required."),
         **error_responses(400, 401, 403, 404, 409, 413, 429, 503),
     },
 )
-@require_scope("participate")
+@bp.auth_required(auth, roles=["participate"])
 @bp.input(RegisterIn, arg_name="body")
 @bp.output(RegisterOut, status_code=201, description="A new entry.")
 def register(body: RegisterIn):
@@ -74,10 +73,9 @@ def _answer_message(decision: Decision) -> str:
     summary="Answer the captcha",
     description="A wrong answer is a success with captcha_completed false (the Bot retries "
     "failures); the right one completes the pending registration and returns participant_id.",
-    security=SERVICE_AUTH,
     responses=error_responses(400, 401, 403, 404, 409, 413, 429, 503),
 )
-@require_scope("participate")
+@bp.auth_required(auth, roles=["participate"])
 @bp.input(CaptchaAnswerIn, arg_name="body")
 @bp.output(CaptchaAnswerOut)
 def validate_captcha(body: CaptchaAnswerIn):
@@ -107,10 +105,9 @@ def validate_captcha(body: CaptchaAnswerIn):
 @bp.get("/captcha-status/<id64:user_id>")
 @bp.doc(
     summary="A user's global captcha status and totals",
-    security=SERVICE_AUTH,
     responses=error_responses(400, 401, 403, 503),
 )
-@require_scope("participate")
+@bp.auth_required(auth, roles=["participate"])
 @bp.output(CaptchaStatusOut)
 def captcha_status(user_id: int):
     stats = history.user_stats(user_id)
@@ -131,10 +128,9 @@ def captcha_status(user_id: int):
     summary="Is the user subscribed to the account's channel?",
     description="Asks Telegram (getChatMember) every time. 503 SUBSCRIPTION_CHECK_UNAVAILABLE "
     "when Telegram or a sibling cannot give a clear answer: that is never read as subscribed.",
-    security=SERVICE_AUTH,
     responses=error_responses(400, 401, 403, 404, 413, 503),
 )
-@require_scope("participate")
+@bp.auth_required(auth, roles=["participate"])
 @bp.input(VerifySubscriptionIn, arg_name="body")
 @bp.output(VerifySubscriptionOut)
 def verify_subscription(body: VerifySubscriptionIn):

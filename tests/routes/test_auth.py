@@ -47,9 +47,10 @@ def test_wrong_credentials_are_401_invalid_token(client, headers):
     assert response.get_json()["error_code"] == "INVALID_TOKEN"
 
 
-def test_bearer_tokens_work_like_service_tokens(client):
+@pytest.mark.parametrize("scheme", ["Bearer", "bearer"])
+def test_bearer_tokens_work_like_service_tokens(client, scheme):
     token = BOT["X-Service-Token"]
-    assert client.get(STATUS, headers={"Authorization": f"Bearer {token}"}).status_code == 200
+    assert client.get(STATUS, headers={"Authorization": f"{scheme} {token}"}).status_code == 200
 
 
 @pytest.mark.parametrize("headers", [GIVEAWAY, DASHBOARD])
@@ -57,6 +58,7 @@ def test_out_of_scope_callers_are_403(client, headers):
     response = call(client, REGISTER, headers)
     assert response.status_code == 403
     assert response.get_json()["error_code"] == "FORBIDDEN"
+    assert "needs scope 'participate'" in response.get_json()["error"]
 
 
 def test_admin_may_do_what_the_bot_does(client, peers):
@@ -94,3 +96,14 @@ def test_with_enforcement_off_a_wrong_service_token_is_still_refused(make_app):
     # session tokens during the roll-out. With enforcement on it is refused (see above).
     bearer = {"Authorization": "Bearer a-dashboard-session-jwt"}
     assert client.get(STATUS, headers=bearer).status_code == 200
+
+
+def test_metrics_keep_their_own_switch(make_app):
+    api_open = make_app(REQUIRE_SERVICE_AUTH="false").test_client()
+    assert api_open.get(STATUS).status_code == 200
+    assert api_open.get("/metrics").get_json()["error_code"] == "AUTHENTICATION_REQUIRED"
+    assert api_open.get("/metrics", headers=ADMIN).status_code == 200
+    metrics_open = make_app(METRICS_REQUIRE_AUTH="false").test_client()
+    assert metrics_open.get("/metrics").status_code == 200
+    assert metrics_open.get(STATUS).get_json()["error_code"] == "AUTHENTICATION_REQUIRED"
+    assert metrics_open.get("/metrics", headers=BOT).status_code == 403

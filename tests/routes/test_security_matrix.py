@@ -60,6 +60,23 @@ def test_every_documented_operation_has_a_known_scope(app):
     assert sorted(operations(app)) == sorted(SCOPES)
 
 
+def test_each_operation_documents_either_header_with_its_scope(app):
+    spec = app.test_client().get("/openapi.json").get_json()
+    schemes = spec["components"]["securitySchemes"]
+    assert (
+        schemes["ServiceToken"].items()
+        >= {
+            "type": "apiKey",
+            "in": "header",
+            "name": "X-Service-Token",
+        }.items()
+    )
+    assert schemes["BearerToken"].items() >= {"type": "http", "scheme": "bearer"}.items()
+    for (method, path), scope in SCOPES.items():
+        security = spec["paths"][path][method.lower()]["security"]
+        assert security == [{"ServiceToken": [scope]}, {"BearerToken": [scope]}], (method, path)
+
+
 @pytest.mark.parametrize(("method", "path"), sorted(SCOPES))
 def test_each_operation_refuses_missing_wrong_and_out_of_scope_credentials(
     make_app, peers, method, path
