@@ -26,7 +26,7 @@ from routes.converters import (
 )
 from routes.errors import register_error_handlers
 from schemas.common import ERROR_SCHEMA, add_documented_schemas
-from services import cache, captcha, transaction
+from services import cache, captcha, store
 from services.clients import http
 from utils.logs import configure_logging
 from utils.metrics import HTTP_LATENCY, HTTP_REQUESTS
@@ -99,10 +99,10 @@ def engine_options(settings: Settings) -> dict:
     if settings.is_sqlite:
         return {"connect_args": {"timeout": 15, "check_same_thread": False}}
     return {
-        # Two pools like this per worker: transactions, and autocommit (services.transaction).
+        # Two pools like this per worker: transactions, and autocommit (services/store/postgres).
         # No overflow: an overflow connection is closed when it is returned, and under gevent a
         # burst then opens and closes connections all the time (a backend fork and a
-        # re-preparation each; measured at half a core of PostgreSQL CPU in bench (a)).
+        # re-preparation each; bench/findings.md has what it cost in bench (a)).
         "pool_size": settings.db_pool_size,
         "max_overflow": 0,
         "pool_use_lifo": True,  # reuse the warmest connection; the rest stay idle
@@ -133,7 +133,7 @@ def register_extensions(app: APIFlask, settings: Settings) -> None:
         app, db, directory=str(MIGRATIONS_DIR), version_table=VERSION_TABLE, render_as_batch=True
     )
     redis_connection.init_app(app, settings.redis_url)
-    transaction.init_app(app)
+    store.init_app(app)
     cache.init_app(app)
     captcha.init_app(app, settings)
     http.init_app(app, settings)

@@ -29,7 +29,7 @@ from pydantic_settings import BaseSettings, EnvSettingsSource, NoDecode, Setting
 BASE_DIR = Path(__file__).resolve().parent
 DEFAULT_SQLITE_PATH = BASE_DIR / "instance" / "participant.db"
 
-# The callers docs/contract.md §5 names, and what each may do. A caller's token grants exactly these scopes.
+# The callers of docs/contract.md §5, and what each may do. A token grants exactly these scopes.
 SCOPES_BY_CALLER: dict[str, frozenset[str]] = {
     "bot": frozenset({"participate", "read", "deliver"}),
     "giveaway": frozenset({"draw", "read"}),

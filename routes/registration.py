@@ -37,7 +37,7 @@ bp = APIBlueprint("registration", __name__, url_prefix="/api/participants", tag=
 @bp.output(RegisterOut, status_code=201, description="A new entry.")
 def register(body: RegisterIn):
     result = registration.register_participant(**body.model_dump())
-    if result.challenge is not None:
+    if isinstance(result, registration.CaptchaRequired):
         challenge = result.challenge
         return RegisterOut(
             requires_captcha=True,
@@ -47,9 +47,7 @@ def register(body: RegisterIn):
             expires_at=challenge.state.expires_at,
             message="Please answer the question to take part.",
         ), 200
-    entry = result.entry
-    if entry is None:  # register_participant returns an entry or a challenge, never neither
-        raise RuntimeError("registration returned neither an entry nor a challenge")
+    entry = result
     out = RegisterOut(
         requires_captcha=False,
         participant_id=entry.participant_id,
@@ -82,15 +80,14 @@ def validate_captcha(body: CaptchaAnswerIn):
     result = registration.answer_captcha(
         user_id=body.user_id, giveaway_id=body.giveaway_id, answer=int(body.answer)
     )
-    decision = result.decision
-    if decision is None or decision.outcome is Outcome.PASSED:
-        entry = result.entry
+    if isinstance(result, registration.Entry):
         return CaptchaAnswerOut(
             captcha_completed=True,
-            participant_id=entry.participant_id if entry else None,
-            already_registered=entry.already_registered if entry else None,
-            message="Correct! You are in." if entry else "Correct!",
+            participant_id=result.participant_id,
+            already_registered=result.already_registered,
+            message="Correct! You are in.",
         )
+    decision = result
     fresh = decision.outcome is Outcome.NEW_QUESTION
     return CaptchaAnswerOut(
         captcha_completed=False,
