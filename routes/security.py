@@ -105,8 +105,8 @@ def _holder_of(token: str) -> str | None:
     presented = token.strip().encode()
     matched = None
     # Compare with every token, always, so timing reveals neither match nor position.
-    for caller, expected in current_settings().service_tokens.items():
-        if hmac.compare_digest(presented, expected.encode()):
+    for caller, expected in current_settings().tokens_by_caller.items():
+        if hmac.compare_digest(presented, expected.get_secret_value().encode()):
             matched = caller
     return matched
 
