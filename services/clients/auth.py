@@ -7,23 +7,25 @@ returned; ``BotCredentials`` hides it from ``repr``.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from config import current_settings
 from services.cache import cached, secret_cache
-from services.clients.http import get_json
+from services.clients.http import get_json, read_body
 from services.errors import AccountNotFound, UpstreamUnavailable
 
 PEER = "auth"
 log = logging.getLogger("telegive.auth_client")
 
 
-@dataclass(frozen=True)
-class BotCredentials:
-    """The bot of a giveaway account."""
+class BotCredentials(BaseModel):
+    """The bot of a giveaway account: the Auth service's 200 ``{bot_token, bot_id}``, of which
+    only the token is used."""
 
-    bot_id: int | None
-    token: str = field(repr=False)
+    model_config = ConfigDict(frozen=True)
+
+    token: str = Field(alias="bot_token", min_length=1, repr=False)
 
 
 def get_bot_credentials(account_id: int) -> BotCredentials:
@@ -59,8 +61,6 @@ def _fetch(account_id: int) -> BotCredentials:
             extra={"status": answer.status},
         )
         raise UpstreamUnavailable(PEER, "unauthorized")
-    token = answer.body.get("bot_token")
-    if answer.status != 200 or not isinstance(token, str) or not token:
+    if answer.status != 200:
         raise UpstreamUnavailable(PEER, f"unexpected_answer_{answer.status}")
-    bot_id = answer.body.get("bot_id")
-    return BotCredentials(bot_id=int(bot_id) if isinstance(bot_id, int) else None, token=token)
+    return read_body(BotCredentials, answer, peer=PEER)
