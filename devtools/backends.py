@@ -157,7 +157,6 @@ def running(
     seconds: float = 30,
     *,
     cwd: Path = ROOT,
-    stop_signal: int = signal.SIGTERM,
 ):
     """A child process in its own group, up (``ready_url`` answers) for the block's duration."""
     with log.open("wb") as output:
@@ -181,7 +180,7 @@ def running(
                     time.sleep(0.1)
             yield child
         finally:
-            os.killpg(child.pid, stop_signal)
+            os.killpg(child.pid, signal.SIGTERM)
             try:
                 child.wait(timeout=30)
             except subprocess.TimeoutExpired:
