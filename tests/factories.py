@@ -56,3 +56,14 @@ def add_entries(
             .values(entry_count=start + len(rows))
         )
         db.session.commit()
+
+
+def complete_captcha(app, user_ids) -> None:
+    """Users who passed the captcha (as a right answer records it), with no entry yet."""
+    now = utcnow()
+    with app.app_context():
+        db.session.execute(
+            insert(ParticipantUser),
+            [{"user_id": u, "captcha_completed_at": now, "created_at": now} for u in user_ids],
+        )
+        db.session.commit()
