@@ -41,6 +41,21 @@ class Standing:
     last_name: str | None = None
     entry: ExistingEntry | None = None
 
+    @classmethod
+    def from_row(cls, row: Any) -> Standing:
+        """From (captcha_completed_at, username, first_name, last_name, entry id,
+        participated_at), or None for a user the database does not know."""
+        if row is None:
+            return cls(captcha_completed=False)
+        completed_at, username, first_name, last_name, entry_id, participated_at = row
+        return cls(
+            captcha_completed=completed_at is not None,
+            username=username,
+            first_name=first_name,
+            last_name=last_name,
+            entry=None if entry_id is None else ExistingEntry(entry_id, participated_at),
+        )
+
 
 @dataclass(frozen=True)
 class EntryRequest:

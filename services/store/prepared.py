@@ -1,10 +1,11 @@
 """Server-side prepared statements for the registration's hot path on PostgreSQL.
 
-Parsing and planning the registration's write cost the database more than running it (the figures
-are in bench/findings.md). Each statement is prepared on a connection the first time that connection runs
-it; the set of prepared names lives in the pooled connection's ``info``, which SQLAlchemy empties
-when it replaces the connection. (A pooler in transaction mode, such as PgBouncer's, would break
-this: the service expects a session per connection, as Railway's PostgreSQL gives it.)
+Parsing and planning the registration's write cost the database more than running it (the
+figures are in bench/findings.md). Each statement is prepared on a connection the first time that
+connection runs it; the set of prepared names lives in the pooled connection's ``info``, which
+SQLAlchemy empties when it replaces the connection. (A pooler in transaction mode, such as
+PgBouncer's, would break this: the service expects a session per connection, as Railway's
+PostgreSQL gives it.)
 """
 
 from __future__ import annotations

@@ -88,17 +88,7 @@ class SqliteStore:
             row = session.execute(
                 _STANDING, {"giveaway_id": giveaway_id, "user_id": user_id}
             ).one_or_none()
-        if row is None:
-            return Standing(captcha_completed=False)
-        completed_at, username, first_name, last_name, entry_id, participated_at = row
-        entry = None if entry_id is None else ExistingEntry(entry_id, participated_at)
-        return Standing(
-            captcha_completed=completed_at is not None,
-            username=username,
-            first_name=first_name,
-            last_name=last_name,
-            entry=entry,
-        )
+        return Standing.from_row(row)
 
     def enter(self, request: EntryRequest) -> EntryAttempt:
         giveaway_id, user_id = request.giveaway_id, request.user_id
