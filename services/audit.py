@@ -39,16 +39,19 @@ def record_event(
     user_id: int | None = None,
     facts: dict[str, Any] | None = None,
     occurred_at: datetime | None = None,
+    actor: str | None = None,
+    request_id: str | None = None,
 ) -> None:
-    """Write an event in the session's transaction, with the acting caller and the request id."""
+    """Write an event in the session's transaction, with the acting caller and the request id
+    (those of the current request unless given)."""
     session.execute(
         insert(AuditEvent.__table__).values(
             occurred_at=occurred_at or utcnow(),
             event_type=str(event_type),
             giveaway_id=giveaway_id,
             user_id=user_id,
-            actor=current_caller(),
-            request_id=current_request_id(),
+            actor=actor or current_caller(),
+            request_id=request_id or current_request_id(),
             facts=facts or {},
         )
     )

@@ -11,6 +11,7 @@ import json
 from array import array
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, bindparam, select, text
@@ -24,7 +25,7 @@ from services.subscription import remember_answer
 from services.transaction import read_snapshot, write_transaction
 from utils import draw as algorithm
 from utils.csv_export import csv_chunk
-from utils.timeutil import isoformat
+from utils.timeutil import as_utc
 
 CHUNK_ROWS = 5_000
 
@@ -72,6 +73,11 @@ _COLUMNS = (
     Participant.delivered_at,
 )
 _EXPORT_TEXT_COLUMNS = (2, 3, 4)  # what users typed: neutralised against formula injection
+
+
+def _timestamp(value: datetime | None) -> str | None:
+    """As PostgreSQL writes it for the list and the export: UTC, always six digits of fraction."""
+    return None if value is None else as_utc(value).isoformat(timespec="microseconds")
 
 
 class SqliteStore:
@@ -151,6 +157,8 @@ class SqliteStore:
                 user_id=user_id,
                 facts={"participant_id": participant_id},
                 occurred_at=request.now,
+                actor=request.actor,
+                request_id=request.request_id,
             )
             return EntryAttempt(participant_id, True, True, None)
 
@@ -185,10 +193,10 @@ class SqliteStore:
                     "first_name": row[3],
                     "last_name": row[4],
                     "captcha_completed": True,
-                    "participated_at": isoformat(row[5]),
+                    "participated_at": _timestamp(row[5]),
                     "is_winner": row[6],
                     "winner_position": row[7],
-                    "winner_selected_at": isoformat(row[8]),
+                    "winner_selected_at": _timestamp(row[8]),
                     "status": row[9],
                     "entry_number": row[10],
                 }
@@ -207,14 +215,14 @@ class SqliteStore:
                         row[3],
                         row[4],
                         "true",
-                        isoformat(row[5]),
+                        _timestamp(row[5]),
                         "true" if row[6] else "false",
                         row[7],
-                        isoformat(row[8]),
+                        _timestamp(row[8]),
                         row[9],
                         row[10],
                         "" if row[11] is None else ("true" if row[11] else "false"),
-                        isoformat(row[12]),
+                        _timestamp(row[12]),
                     )
                     for row in rows
                 ),
