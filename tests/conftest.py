@@ -101,6 +101,13 @@ def _migrate(url: str) -> str:
 
 
 @pytest.fixture(scope="session")
+def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A migrated SQLite file of its own, whatever database the session runs on (for the tests
+    that compare SQLite with PostgreSQL)."""
+    return _migrate(f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'participant.db'}")
+
+
+@pytest.fixture(scope="session")
 def redis_url() -> str | None:
     """The real Redis for the Redis-backed tests, or None to use fakeredis."""
     url = os.environ.get("TEST_REDIS_URL")
