@@ -135,7 +135,7 @@ def list_page(*, giveaway_id: int, page: int, limit: int, cursor: str | None = N
 def export_csv(giveaway_id: int) -> Iterator[str]:
     """Every entry as CSV text, header first, streamed in chunks."""
     total = _numbered_total(giveaway_id)
-    yield csv_chunk([EXPORT_HEADER], text_columns=())
+    yield csv_chunk([EXPORT_HEADER], text_columns=range(len(EXPORT_HEADER)))
     yield from store().export_csv(giveaway_id, total)
 
 

@@ -1,13 +1,12 @@
-"""CSV rows that are safe to open in a spreadsheet.
+"""CSV rows that are safe to open in a spreadsheet, written as PostgreSQL writes the export.
 
-Lines end with LF (as the rows PostgreSQL writes for the export do), and every text cell is
-quoted, so a carriage return or line feed inside a name can never split a row.
+Lines end with LF. Text a user typed is always quoted (quotes doubled) and neutralised, so a
+comma, quote, carriage return or line feed inside a name can never split a row or run as a
+formula; every other cell (numbers, timestamps, fixed words) is written bare, and NULL is empty.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Iterable, Sequence
 
 # A cell starting with one of these is read as a formula by Excel, LibreOffice and Google Sheets.
@@ -22,14 +21,23 @@ def neutralise(value: object) -> object:
 
 
 def csv_chunk(rows: Iterable[Sequence[object]], *, text_columns: Sequence[int]) -> str:
-    """Rows as CSV text, neutralising the columns that hold text a user typed."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n", quoting=csv.QUOTE_NONNUMERIC)
-    if text_columns:
-        columns = set(text_columns)
-        rows = (
-            [neutralise(cell) if index in columns else cell for index, cell in enumerate(row)]
-            for row in rows
+    """Rows as CSV lines: ``text_columns`` quoted and neutralised, the other cells bare (they
+    must hold no comma, quote or line break)."""
+    columns = set(text_columns)
+    return "".join(
+        ",".join(
+            _quoted(cell) if index in columns else _bare(cell) for index, cell in enumerate(row)
         )
-    writer.writerows(rows)
-    return buffer.getvalue()
+        + "\n"
+        for row in rows
+    )
+
+
+def _quoted(cell: object) -> str:
+    if cell is None:
+        return ""
+    return '"' + str(neutralise(cell)).replace('"', '""') + '"'
+
+
+def _bare(cell: object) -> str:
+    return "" if cell is None else str(cell)

@@ -624,11 +624,6 @@ def test_both_stores_list_the_same_objects_and_publish_the_same_entrants(
 
 
 @pytest.mark.postgres
-@pytest.mark.xfail(
-    strict=True,
-    reason='SqliteStore.export_csv quotes every text cell (csv.QUOTE_NONNUMERIC: "true", '
-    'timestamps, status, "" for NULL); PostgreSQL quotes only the typed names',
-)
 def test_both_stores_export_the_same_bytes(sqlite_app, postgresql_app):
     on_sqlite, on_postgresql = written_by_both(
         sqlite_app, postgresql_app, lambda: export_text(1, 5).encode()
