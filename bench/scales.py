@@ -92,7 +92,8 @@ SMOKE = Scale(
 
 TARGETS = {
     "a_ratio": 0.6,
-    "a_p99_ms": 50.0,
+    # A latency only means something beside the ceiling's measured in the same run.
+    "a_p99_to_ceiling": 2.0,
     "b_ratio": 0.6,
     "d_seconds": 2.0,
     "d_rss_mb": 250.0,

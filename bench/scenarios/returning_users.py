@@ -62,7 +62,12 @@ def run(bench: Bench) -> None:
         "runs": runs,
         "targets": [
             target("ratio to ceiling /register", primary["ratio"], TARGETS["a_ratio"], ">="),
-            target("p99 (ms)", primary["service"]["p99_ms"], TARGETS["a_p99_ms"], "<="),
+            target(
+                "worst round's p99 against the ceiling's worst round's p99",
+                round(primary["service"]["p99_ms"] / primary["ceiling"]["p99_ms"], 2),
+                TARGETS["a_p99_to_ceiling"],
+                "<=",
+            ),
             target("errors", primary["service"]["errors"], 0, "<="),
             target(
                 "new entries == confirmed 201s", primary["service"]["entries_match"], True, "=="
