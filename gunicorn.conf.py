@@ -28,9 +28,9 @@ os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="teleg
 bind = os.environ.get("GUNICORN_BIND", f"0.0.0.0:{os.environ.get('PORT', '8004')}")
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 # gevent with PostgreSQL: one worker holds hundreds of requests waiting on Telegram or a sibling
-# (bench/REPORT.md compares the worker classes; and /health stays fast while a sibling hangs). gthread with the
-# SQLite default: sqlite3 is not cooperative, and a greenlet waiting on its lock would block the
-# whole worker.
+# (bench/REPORT.md compares the worker classes; and /health stays fast while a sibling hangs).
+# gthread with the SQLite default: sqlite3 is not cooperative, and a greenlet waiting on its lock
+# would block the whole worker.
 _postgres = os.environ.get("DATABASE_URL", "").startswith("postgres")
 worker_class = os.environ.get("GUNICORN_WORKER_CLASS") or ("gevent" if _postgres else "gthread")
 threads = int(os.environ.get("GUNICORN_THREADS", "8"))
