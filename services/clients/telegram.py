@@ -2,8 +2,8 @@
 
 The request URL carries the bot token, so it never reaches a log line: the path is logged as
 ``/bot***/getChatMember``. Every answer that does not say clearly whether the user is a member
-(429, 5xx, timeout, an unknown chat, a bot that is not an admin, an unreadable body) raises
-``UpstreamUnavailable``; it is never read as "subscribed".
+(429, 5xx, timeout, an unknown chat, a bot that is not an admin, an unreadable body, a result
+under any status but 200) raises ``UpstreamUnavailable``; it is never read as "subscribed".
 """
 
 from __future__ import annotations
@@ -94,6 +94,8 @@ def get_chat_member(*, token: str, chat_id: int, user_id: int) -> ChatMembership
     )
     body = read_body(_Answer, answer, peer=PEER).root
     if isinstance(body, _Member):
+        if answer.status != 200:  # Telegram sends a result with 200 only: this is no answer
+            raise UpstreamUnavailable(PEER, f"http_{answer.status}")
         return _membership(body.result)
     description = (body.description or "").lower()
     error_code = answer.status if body.error_code is None else body.error_code
