@@ -11,7 +11,9 @@ from datetime import UTC, datetime
 from utils.request_context import current_caller, current_request_id
 
 # A Telegram bot token: "<bot id>:<35 url-safe characters>". Never printed, whatever logs it.
-_BOT_TOKEN = re.compile(r"\b\d{5,}:[A-Za-z0-9_-]{30,}\b")
+# No \b around it: in "/bot<id>:<secret>" the id follows a letter, and a secret may end in "-";
+# the colon may come percent-encoded from a quoted URL.
+_BOT_TOKEN = re.compile(r"(?<![0-9])[0-9]{5,}(?::|%3[Aa])[A-Za-z0-9_-]{30,}")
 _STANDARD_ATTRIBUTES = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
 
 
