@@ -11,6 +11,7 @@ python-dotenv for the ``flask`` command in local work, never here.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Literal
@@ -240,14 +241,30 @@ def normalize_database_url(url: str) -> str:
     return url
 
 
+# Connection URLs: "scheme://user:password@" (the password runs to the last "@", so an unencoded
+# "@" in it is hidden too), and query parameters that carry a secret, by a part of their name
+# (libpq's password, sslpassword and passfile, redis-py's password, drivers' token/secret/key).
+_USERINFO = re.compile(
+    r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<user>[^:/@?#]*)(?P<password>:.*)?@", re.S
+)
+_SECRET_PARAMETERS = ("pass", "pwd", "secret", "token", "key")
+
+
 def redact_url(url: str) -> str:
-    """Hide the password of a connection URL."""
-    scheme, sep, rest = url.partition("://")
-    if not sep or "@" not in rest:
-        return url
-    credentials, _, host = rest.rpartition("@")
-    user = credentials.split(":", 1)[0]
-    return f"{scheme}://{user}:***@{host}" if ":" in credentials else f"{scheme}://{user}@{host}"
+    """The URL with every password hidden: in its userinfo and in its query parameters."""
+    userinfo = _USERINFO.match(url)
+    if userinfo:
+        hidden = ":***" if userinfo["password"] is not None else ""
+        head, rest = f"{userinfo['scheme']}{userinfo['user']}{hidden}@", url[userinfo.end() :]
+    else:
+        head, rest = "", url
+    path, question, query = rest.partition("?")
+    parameters = []
+    for parameter in query.split("&") if question else ():
+        name, equals, _value = parameter.partition("=")
+        secret = equals and any(part in name.lower() for part in _SECRET_PARAMETERS)
+        parameters.append(f"{name}=***" if secret else parameter)
+    return f"{head}{path}{question}{'&'.join(parameters)}"
 
 
 def current_settings() -> Settings:

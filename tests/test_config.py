@@ -141,3 +141,41 @@ def test_urls_are_normalised_and_passwords_never_shown():
     )
     assert "hunter2" not in repr(settings) and "hunter2" not in str(settings)
     assert settings.service_to_service_secret.get_secret_value() == "hunter2"
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("redis://:hunter2@cache:6379/0", "redis://:***@cache:6379/0"),
+        ("postgresql://user@db/x?password=hunter2", "postgresql://user@db/x?password=***"),
+        (
+            "postgresql://user@db/x?sslmode=require&sslpassword=hunter2&application_name=p",
+            "postgresql://user@db/x?sslmode=require&sslpassword=***&application_name=p",
+        ),
+        (
+            "rediss://cache:6380/1?PASS=hunter2&pwd=hunter2",
+            "rediss://cache:6380/1?PASS=***&pwd=***",
+        ),
+        (
+            "postgresql:///x?host=/run/pg&passfile=/p&token=hunter2",
+            "postgresql:///x?host=/run/pg&passfile=***&token=***",
+        ),
+        ("postgresql://u:p%40ss@db/x?password=hunter2", "postgresql://u:***@db/x?password=***"),
+        ("postgresql://u:hunter2@@db/x", "postgresql://u:***@db/x"),
+    ],
+)
+def test_a_password_is_hidden_wherever_the_url_carries_it(url, shown):
+    assert redact_url(url) == shown
+    assert "hunter2" not in redact_url(url)
+
+
+def test_the_start_up_log_shows_no_password_of_a_query_string():
+    settings = Settings.from_env(
+        {
+            **PRODUCTION,
+            "DATABASE_URL": "postgresql://user@db/telegive?password=hunter2",
+            "REDIS_URL": "redis://cache:6379/0?password=hunter2",
+        }
+    )
+    assert "hunter2" not in str(settings.peers())
+    assert settings.peers()["database"].endswith("/telegive?password=***")
