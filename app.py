@@ -29,7 +29,7 @@ from schemas.common import ERROR_SCHEMA, add_documented_schemas
 from services import cache, captcha, store
 from services.clients import http
 from utils.logs import configure_logging
-from utils.metrics import HTTP_LATENCY, HTTP_REQUESTS
+from utils.metrics import HTTP_LATENCY, HTTP_REQUESTS, method_label
 from utils.request_context import accept_request_id, current_caller, set_request_context
 from version import __version__
 
@@ -195,8 +195,9 @@ def register_request_hooks(app: APIFlask) -> None:
         started = g.get("started")
         elapsed = time.perf_counter() - started if started else 0.0
         route = request.url_rule.rule if request.url_rule is not None else "unmatched"
-        HTTP_REQUESTS.labels(request.method, route, str(response.status_code)).inc()
-        HTTP_LATENCY.labels(request.method, route).observe(elapsed)
+        method = method_label(request.method)
+        HTTP_REQUESTS.labels(method, route, str(response.status_code)).inc()
+        HTTP_LATENCY.labels(method, route).observe(elapsed)
         access_log.info(
             "request",
             extra={

@@ -24,6 +24,12 @@ if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
     os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)
 
 _PREFIX = "telegive_participant"
+# Every label value that comes from a request is one of a closed set (the method one of these or
+# "other"; the route the matched rule or "unmatched"; the status one the service answers), so
+# nothing a client sends can add series to /metrics or samples to the multiprocess files.
+HTTP_METHODS = frozenset(
+    {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE"}
+)
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
 HTTP_REQUESTS = Counter(
@@ -66,6 +72,11 @@ OUTGOING_LATENCY = Histogram(
 CACHE_LOOKUPS = Counter(
     f"{_PREFIX}_cache_requests_total", "Cache lookups by kind of entry", ["cache", "result"]
 )
+
+
+def method_label(method: str) -> str:
+    """The request method as a label: a standard method as it is, anything invented "other"."""
+    return method if method in HTTP_METHODS else "other"
 
 
 def render() -> tuple[bytes, str]:
