@@ -25,7 +25,8 @@ from routes.converters import (
     reject_invalid_ids,
 )
 from routes.errors import register_error_handlers
-from schemas.common import ERROR_SCHEMA, add_documented_schemas
+from routes.json_request import JsonRequest
+from schemas.common import ERROR_SCHEMA, add_documented_schemas, error_responses
 from services import cache, captcha, store
 from services.clients import http
 from utils.logs import configure_logging
@@ -63,6 +64,7 @@ def create_app(test_config: Mapping[str, str] | None = None) -> APIFlask:
 def configure(app: APIFlask, settings: Settings) -> None:
     """Flask and APIFlask settings derived from ours."""
     app.extensions["telegive.settings"] = settings
+    app.request_class = JsonRequest
     app.config.update(
         SQLALCHEMY_DATABASE_URI=settings.database_url,
         SQLALCHEMY_ENGINE_OPTIONS=engine_options(settings),
@@ -86,11 +88,13 @@ def configure(app: APIFlask, settings: Settings) -> None:
 
 def complete_spec(spec: dict) -> dict:
     """OpenAPI spec processor: integer path ids, the schemas of streamed responses, and request
-    bodies marked required (every operation that takes one refuses to go without it)."""
+    bodies marked required (every operation that takes one refuses to go without it) and JSON
+    only (415 for any other Content-Type: routes/json_request.py)."""
     for operations in spec.get("paths", {}).values():
         for operation in operations.values():
             if "requestBody" in operation:
                 operation["requestBody"]["required"] = True
+                operation["responses"].setdefault("415", error_responses(415)[415])
     return add_documented_schemas(document_id_parameters(spec))
 
 

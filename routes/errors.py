@@ -36,7 +36,10 @@ _HTTP_CODES = {
     405: ("METHOD_NOT_ALLOWED", "This method is not allowed here."),
     406: ("NOT_ACCEPTABLE", "This service only answers in JSON (or CSV for exports)."),
     413: ("PAYLOAD_TOO_LARGE", "The request body is too large."),
-    415: ("UNSUPPORTED_MEDIA_TYPE", "Send the request body as JSON."),
+    415: (
+        "UNSUPPORTED_MEDIA_TYPE",
+        "Send the request body as JSON, with the header Content-Type: application/json.",
+    ),
     429: ("RATE_LIMITED", "Too many requests; slow down."),
 }
 

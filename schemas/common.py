@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -13,6 +14,7 @@ from pydantic import (
     Field,
     PlainSerializer,
 )
+from pydantic.fields import FieldInfo
 
 from utils.timeutil import as_utc, isoformat
 
@@ -25,10 +27,29 @@ def _reject_bool(value: object) -> object:
     return value
 
 
-def _reject_nul(value: str | None) -> str | None:
-    if value is not None and "\x00" in value:
-        raise ValueError("must not contain NUL characters")
-    return value
+def _refusing(characters: str, what: str) -> AfterValidator:
+    """A validator refusing text with any of ``characters`` (a regex class body), naming the
+    first one found."""
+    found_in = re.compile(f"[{characters}]").search
+
+    def check(value: str | None) -> str | None:
+        found = value is not None and found_in(value)
+        if found:
+            raise ValueError(f"must not contain {what} (found U+{ord(found.group()):04X})")
+        return value
+
+    return AfterValidator(check)
+
+
+def _documented_without(characters: str) -> FieldInfo:
+    """The same rule in the OpenAPI document, as a pattern (clients and the fuzzer read it)."""
+    return Field(json_schema_extra={"pattern": f"^[^{characters}]*$"})
+
+
+# Control characters (C0, DEL and C1), as the body of a regex class; then the same but for tab,
+# line feed and carriage return.
+_CONTROL = "\\u0000-\\u001f\\u007f-\\u009f"
+_CONTROL_BUT_LINES = "\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f-\\u009f"
 
 
 def _utc_instant(value: object) -> object:
@@ -60,7 +81,25 @@ UTCInstant = Annotated[
 ]
 # ISO 8601 with an explicit "+00:00" offset (docs/contract.md §1), which every ISO parser reads.
 Timestamp = Annotated[datetime, PlainSerializer(isoformat, return_type=str, when_used="json")]
-Name = Annotated[str | None, Field(default=None, max_length=256), AfterValidator(_reject_nul)]
+# Free text a caller sends: a character that makes no sense in it is refused with a 400 naming
+# the field, never stored, the same on SQLite and PostgreSQL (which cannot store NUL at all).
+# An opaque string (an idempotency key, a session id, a cursor): no control character at all.
+OpaqueText = Annotated[
+    str, _documented_without(_CONTROL), _refusing(_CONTROL, "control characters")
+]
+# Prose a person wrote (a reroll's reason): line breaks and tabs, but no other control character.
+Prose = Annotated[
+    str,
+    _documented_without(_CONTROL_BUT_LINES),
+    _refusing(_CONTROL_BUT_LINES, "control characters other than tabs and line breaks"),
+]
+# A name as Telegram sends it is kept as the user typed it, odd characters and all; only NUL is
+# refused, which PostgreSQL cannot store and Telegram never sends (so only a forged request has it).
+Name = Annotated[
+    str | None,
+    Field(default=None, max_length=256),
+    _refusing("\\u0000", "NUL characters"),
+]
 
 
 class InputModel(BaseModel):
@@ -110,6 +149,7 @@ def error_responses(*statuses: int) -> dict[int, dict[str, Any]]:
         409: "Conflicts with the current state.",
         410: "Expired.",
         413: "The request body is too large.",
+        415: "The request body was not sent as JSON (Content-Type: application/json).",
         429: "Locked out or rate-limited; see retry_after.",
         503: "A dependency is unavailable; retry later (see retry_after).",
     }

@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import ConfigDict, Field, model_validator
 
-from schemas.common import InputModel, OutputModel, Timestamp
+from schemas.common import InputModel, OpaqueText, OutputModel, Prose, Timestamp
 
 
 class SelectWinnersIn(InputModel):
@@ -26,8 +26,8 @@ class RerollIn(InputModel):
         default=None, ge=1, le=2**63 - 1, description="The winner to replace (loses the win)."
     )
     add_count: int | None = Field(default=None, ge=1, le=1000, description="Winners to add.")
-    reason: str = Field(min_length=1, max_length=500, description="Why; recorded in the draw.")
-    idempotency_key: str | None = Field(
+    reason: Prose = Field(min_length=1, max_length=500, description="Why; recorded in the draw.")
+    idempotency_key: OpaqueText | None = Field(
         default=None,
         min_length=1,
         max_length=128,

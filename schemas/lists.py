@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import Field
 
-from schemas.common import InputModel, OutputModel, TelegramId, Timestamp, UTCInstant
+from schemas.common import InputModel, OpaqueText, OutputModel, TelegramId, Timestamp, UTCInstant
 from services.audit import EventType
 
 GIVEAWAY_LIST_MAX = 1_000_000
@@ -21,7 +21,9 @@ class GiveawayListQuery(InputModel):
         le=GIVEAWAY_LIST_MAX,
         description="Up to 1,000,000 rows in one streamed response (the whole giveaway).",
     )
-    cursor: str | None = Field(default=None, max_length=512, description="next_cursor of a page.")
+    cursor: OpaqueText | None = Field(
+        default=None, max_length=512, description="next_cursor of a page."
+    )
 
 
 class DashboardListQuery(GiveawayListQuery):
@@ -93,7 +95,7 @@ class StatsOut(OutputModel):
 
 class HistoryQuery(InputModel):
     limit: int = Field(default=50, ge=1, le=500)
-    cursor: str | None = Field(default=None, max_length=512)
+    cursor: OpaqueText | None = Field(default=None, max_length=512)
 
 
 class UserStatsOut(OutputModel):
@@ -150,7 +152,7 @@ class AuditQuery(InputModel):
     since: UTCInstant | None = None
     until: UTCInstant | None = None
     limit: int = Field(default=100, ge=1, le=500)
-    cursor: str | None = Field(default=None, max_length=512)
+    cursor: OpaqueText | None = Field(default=None, max_length=512)
 
 
 class AuditEventOut(OutputModel):

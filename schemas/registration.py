@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from pydantic import BeforeValidator, Field
 
-from schemas.common import InputModel, Name, OutputModel, TelegramId, Timestamp
+from schemas.common import InputModel, Name, OpaqueText, OutputModel, TelegramId, Timestamp
 from utils.captcha import parse_answer
 
 
@@ -46,7 +46,7 @@ class CaptchaAnswerIn(InputModel):
         BeforeValidator(_answer),
         Field(description='A whole number; 7, "7" and " 7 " are the same answer.'),
     ]
-    session_id: str | None = Field(
+    session_id: OpaqueText | None = Field(
         default=None, max_length=64, description="Accepted, never required."
     )
 
