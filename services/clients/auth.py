@@ -49,6 +49,7 @@ def _fetch(account_id: int) -> BotCredentials:
         raise UpstreamUnavailable(PEER, "not_configured")
     answer = get_json(
         peer=PEER,
+        resource=account_id,
         url=f"{settings.auth_url}/api/v1/bots/token/{account_id}",
         timeout=(settings.upstream_connect_timeout, settings.upstream_timeout),
         headers={"X-Service-Token": settings.service_to_service_secret.get_secret_value()},

@@ -57,6 +57,7 @@ def _fetch(account_id: int) -> Channel:
         raise UpstreamUnavailable(PEER, "not_configured")
     answer = get_json(
         peer=PEER,
+        resource=account_id,
         url=f"{settings.channel_url}/api/accounts/{account_id}/channel",
         timeout=(settings.upstream_connect_timeout, settings.upstream_timeout),
     )

@@ -51,6 +51,7 @@ def _fetch(giveaway_id: int) -> Giveaway:
         raise UpstreamUnavailable(PEER, "not_configured")
     answer = get_json(
         peer=PEER,
+        resource=giveaway_id,
         url=f"{settings.giveaway_url}/api/giveaways/{giveaway_id}",
         timeout=(settings.upstream_connect_timeout, settings.upstream_timeout),
     )

@@ -79,7 +79,8 @@ def get_chat_member(*, token: str, chat_id: int, user_id: int) -> ChatMembership
     sees the wait through the shared cache): calling during a flood wait only prolongs it.
     """
     settings = current_settings()
-    backoff_key = f"telegram_backoff:{token.split(':', 1)[0]}"  # the bot id, not the secret
+    bot_id = _bot_id(token)
+    backoff_key = f"telegram_backoff:{bot_id}"
     resume_at = shared_cache().get(backoff_key)
     if resume_at is not None and resume_at > time.time():
         raise UpstreamUnavailable(
@@ -87,6 +88,7 @@ def get_chat_member(*, token: str, chat_id: int, user_id: int) -> ChatMembership
         )
     answer = get_json(
         peer=PEER,
+        resource=bot_id,
         url=f"{settings.telegram_api_base}/bot{token}/getChatMember",
         params={"chat_id": chat_id, "user_id": user_id},
         timeout=(settings.upstream_connect_timeout, settings.telegram_timeout),
@@ -112,6 +114,12 @@ def get_chat_member(*, token: str, chat_id: int, user_id: int) -> ChatMembership
         if marker in description:
             raise UpstreamUnavailable(PEER, reason)
     raise UpstreamUnavailable(PEER, f"telegram_error_{error_code}")
+
+
+def _bot_id(token: str) -> str:
+    """The bot's id, the public part of its token (never the secret, even in a malformed one)."""
+    bot_id = token.split(":", 1)[0]
+    return bot_id if bot_id.isdecimal() and bot_id != token else "unknown"
 
 
 def _membership(member: _ChatMember) -> ChatMembership:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import socket
+import time
 
 import pytest
 import requests
@@ -11,6 +13,8 @@ from services.clients import giveaway, telegram
 from services.errors import GiveawayMisconfigured, SubscriptionCheckUnavailable, UpstreamUnavailable
 from services.subscription import check_subscription
 from tests.conftest import AUTH_URL, BOT, BOT_TOKEN, CHANNEL_URL, GIVEAWAY_URL, TELEGRAM_URL
+from tests.factories import complete_captcha
+from tests.test_operations import metric
 
 
 @pytest.mark.parametrize("use_redis", [False, True], ids=["in-process", "redis"])
@@ -223,3 +227,158 @@ def test_a_peer_that_keeps_failing_is_not_called_for_a_while(make_app, peers):
     last = answers[-1].get_json()
     assert last["details"] == {"peer": "giveaway", "reason": "circuit_open"}
     assert 1 <= last["retry_after"] <= 30
+
+
+# --- circuits: a failing resource or peer, and the trial call -----------------------------------
+
+
+def register(client, giveaway_id: int, user_id: int = 5):
+    return client.post(
+        "/api/participants/register",
+        json={"giveaway_id": giveaway_id, "user_id": user_id},
+        headers=BOT,
+    )
+
+
+def verify(client, account_id: int):
+    return client.post(
+        "/api/participants/verify-subscription",
+        json={"user_id": 7, "account_id": account_id},
+        headers=BOT,
+    )
+
+
+def opened_circuits(capsys) -> list[dict]:
+    """The "circuit opened" log lines printed so far."""
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    return [line for line in lines if line["message"] == "circuit opened"]
+
+
+def test_one_failing_giveaway_does_not_open_the_circuit_for_the_others(capsys, make_app, peers):
+    app = make_app()  # built after capsys: its log lines go where capsys reads them
+    client = app.test_client()
+    peers.standard(14)
+    peers.mock.get(f"{GIVEAWAY_URL}/api/giveaways/13", status=500, json={"success": False})
+    complete_captcha(app, [6])
+    failed = [register(client, 13) for _ in range(7)]
+    assert [a.status_code for a in failed] == [503] * 7
+    assert peers.calls_to(f"{GIVEAWAY_URL}/api/giveaways/13") == 5  # then its own circuit opened
+    assert failed[-1].get_json()["details"] == {"peer": "giveaway", "reason": "circuit_open"}
+    entered = register(client, 14, user_id=6)
+    assert entered.status_code == 201, entered.get_json()
+    [opened] = opened_circuits(capsys)
+    assert (opened["peer"], opened["circuit"], opened["resource"]) == ("giveaway", "resource", "13")
+
+
+@pytest.mark.parametrize("peer", ["channel", "auth"])
+def test_one_failing_account_does_not_open_the_circuit_for_the_others(client, peers, peer):
+    peers.standard()
+    peers.channel(43)
+    peers.bot_token(43)
+    failing = (
+        f"{CHANNEL_URL}/api/accounts/43/channel"
+        if peer == "channel"
+        else f"{AUTH_URL}/api/v1/bots/token/43"
+    )
+    peers.mock.upsert("GET", failing, status=502, json={"error": "bad gateway"})
+    failed = [verify(client, 43) for _ in range(7)]
+    assert [a.status_code for a in failed] == [503] * 7
+    assert peers.calls_to(failing) == 5
+    assert failed[-1].get_json()["details"] == {"peer": peer, "reason": "circuit_open"}
+    working = verify(client, 42)
+    assert working.status_code == 200, working.get_json()
+    assert working.get_json()["is_subscribed"] is True
+
+
+def test_one_failing_bot_does_not_open_the_telegram_circuit_for_the_others(client, peers):
+    peers.standard()
+    other_token = "4343000:AAF-another-telegram-token-for-the-test"
+    peers.channel(43)
+    peers.mock.upsert("GET", f"{AUTH_URL}/api/v1/bots/token/43", json={"bot_token": other_token})
+    failing = f"{TELEGRAM_URL}/bot{other_token}/getChatMember"
+    peers.mock.get(failing, status=500, json={"ok": False})
+    failed = [verify(client, 43) for _ in range(7)]
+    assert [a.status_code for a in failed] == [503] * 7
+    assert peers.calls_to(failing) == 5
+    assert verify(client, 42).get_json()["is_subscribed"] is True
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "answered"),
+    [
+        (400, json.dumps({"success": False}), 409),
+        (404, json.dumps({"success": False}), 404),
+        (404, "<html>Not Found</html>", 503),  # unusable, yet no failure of the peer
+    ],
+)
+def test_answers_about_a_wrong_id_never_open_a_circuit(client, peers, status, body, answered):
+    peers.mock.get(f"{GIVEAWAY_URL}/api/giveaways/13", status=status, body=body)
+    answers = [register(client, 13) for _ in range(12)]
+    assert {a.status_code for a in answers} == {answered}
+    assert peers.calls_to(GIVEAWAY_URL) == 12
+
+
+def test_a_peer_that_refuses_connections_opens_its_circuit_for_every_id(make_app, capsys):
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    port = closed.getsockname()[1]
+    closed.close()  # nothing listens there: every connection is refused
+    app = make_app(TELEGIVE_GIVEAWAY_URL=f"http://127.0.0.1:{port}", METRICS_REQUIRE_AUTH="false")
+    client = app.test_client()
+    before = client.get("/metrics").get_data(as_text=True)
+    reasons = [
+        register(client, giveaway_id).get_json()["details"]["reason"] for giveaway_id in range(1, 9)
+    ]
+    assert reasons == ["connection_error"] * 5 + ["circuit_open"] * 3
+    after = client.get("/metrics").get_data(as_text=True)
+    name = "telegive_participant_outgoing_requests_total"
+    labels = {"peer": "giveaway", "outcome": "circuit_open"}
+    assert metric(after, name, **labels) - metric(before, name, **labels) == 3
+    [opened] = opened_circuits(capsys)
+    assert (opened["peer"], opened["circuit"]) == ("giveaway", "peer")
+
+
+def test_a_peer_that_hangs_for_many_ids_opens_its_circuit_for_every_id(make_app, peers):
+    app = make_app()
+    for giveaway_id in range(1, 9):
+        peers.mock.get(f"{GIVEAWAY_URL}/api/giveaways/{giveaway_id}", body=requests.ReadTimeout())
+    client = app.test_client()
+    reasons = [
+        register(client, giveaway_id).get_json()["details"]["reason"] for giveaway_id in range(1, 9)
+    ]
+    assert reasons == ["timeout"] * 5 + ["circuit_open"] * 3
+    assert peers.calls_to(GIVEAWAY_URL) == 5
+
+
+def _open_the_giveaway_circuit(make_app, peers):
+    app = make_app(UPSTREAM_CIRCUIT_FAILURES="1", UPSTREAM_CIRCUIT_COOLDOWN_SECONDS="0.05")
+    peers.mock.get(f"{GIVEAWAY_URL}/api/giveaways/1", body=requests.ConnectTimeout())
+    with app.app_context(), pytest.raises(UpstreamUnavailable):
+        giveaway.get_giveaway(1)
+    with app.app_context(), pytest.raises(UpstreamUnavailable) as refused:
+        giveaway.get_giveaway(1)
+    assert refused.value.reason == "circuit_open"
+    time.sleep(0.06)  # the cooldown is over: the next call is the trial
+    return app
+
+
+def test_a_trial_call_that_breaks_unexpectedly_does_not_keep_the_circuit_open(make_app, peers):
+    app = _open_the_giveaway_circuit(make_app, peers)
+    peers.mock.upsert("GET", f"{GIVEAWAY_URL}/api/giveaways/1", body=RuntimeError("transport bug"))
+    with app.app_context(), pytest.raises(RuntimeError):
+        giveaway.get_giveaway(1)
+    peers.giveaway(1)
+    with app.app_context():
+        assert giveaway.get_giveaway(1).account_id == 42  # a healthy call closes the circuit
+
+
+def test_a_deeply_nested_answer_is_a_malformed_body_that_fails_the_trial(make_app, peers):
+    app = _open_the_giveaway_circuit(make_app, peers)
+    peers.mock.upsert("GET", f"{GIVEAWAY_URL}/api/giveaways/1", body="[" * 100_000)
+    with app.app_context(), pytest.raises(UpstreamUnavailable) as error:
+        giveaway.get_giveaway(1)
+    assert error.value.reason == "malformed_body"
+    time.sleep(0.06)
+    peers.giveaway(1)
+    with app.app_context():
+        assert giveaway.get_giveaway(1).account_id == 42
