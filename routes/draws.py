@@ -16,6 +16,7 @@ from schemas.draws import (
     WinnerOut,
     WinnersOut,
     WinnerStatusOut,
+    header_idempotency_key,
 )
 from services import draws
 from services.errors import ValidationFailed
@@ -65,7 +66,7 @@ def select_winners(giveaway_id: int, body: SelectWinnersIn):
 @bp.input(RerollIn, arg_name="body")
 @bp.output(RerollOut)
 def reroll(giveaway_id: int, body: RerollIn):
-    key = body.idempotency_key or request.headers.get("Idempotency-Key", "").strip()[:128]
+    key = body.idempotency_key or header_idempotency_key(request.headers.get("Idempotency-Key"))
     if not key:
         raise ValidationFailed(
             "Invalid input: check idempotency_key.",

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
 from schemas.common import InputModel, OpaqueText, OutputModel, Prose, Timestamp
+from services.errors import ValidationFailed
 
 
 class SelectWinnersIn(InputModel):
@@ -40,6 +41,23 @@ class RerollIn(InputModel):
         if (self.replace_user_id is None) == (self.add_count is None):
             raise ValueError("give exactly one of replace_user_id and add_count")
         return self
+
+
+_HEADER_KEY = TypeAdapter(OpaqueText)
+
+
+def header_idempotency_key(value: str | None) -> str | None:
+    """The Idempotency-Key header held to the body field's rules (None when absent or blank)."""
+    key = (value or "").strip()[:128]
+    if not key:
+        return None
+    try:
+        return _HEADER_KEY.validate_python(key)
+    except ValidationError as error:
+        problem = str(error.errors()[0]["ctx"]["error"])
+        raise ValidationFailed(
+            "Invalid input: check Idempotency-Key.", details={"Idempotency-Key": problem}
+        ) from None
 
 
 class WinnerOut(OutputModel):

@@ -113,6 +113,26 @@ def test_a_control_character_in_a_reroll_is_refused_naming_the_field(
         assert db.session.scalar(select(func.count()).select_from(DrawRecord)) == 1
 
 
+@pytest.mark.parametrize("character", ["\u0000", "\u001b"])
+def test_a_control_character_in_the_idempotency_key_header_is_refused(
+    app, client, peers, character
+):
+    """What gunicorn refuses before the application; any other server may pass it on."""
+    peers.standard()
+    add_entries(app, 1, USERS)
+    client.post("/api/participants/1/select-winners", json={"winner_count": 2}, headers=GIVEAWAY)
+    response = client.post(
+        "/api/participants/1/reroll",
+        json={"reason": "winner unreachable", "add_count": 1},
+        headers={**GIVEAWAY, "Idempotency-Key": f"key{character}"},
+    )
+    answer = assert_error(response, 400, "VALIDATION_ERROR")
+    assert set(answer["details"]) == {"Idempotency-Key"}
+    assert "control character" in answer["details"]["Idempotency-Key"]
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(DrawRecord)) == 1
+
+
 def test_a_reroll_reason_may_span_lines(app, client, peers):
     peers.standard()
     add_entries(app, 1, USERS)
