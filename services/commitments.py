@@ -14,17 +14,20 @@ from utils.draw import commitment_of, new_seed
 from utils.timeutil import utcnow
 
 
-def _known_giveaways() -> set[int]:
-    """Giveaways whose state row this process has seen, so the hot path skips the upsert."""
-    return current_app.extensions.setdefault("telegive.known_giveaways", set())
+def _known_giveaways() -> dict[int, bool]:
+    """Giveaways whose state row this process has seen, each with whether the row holds the
+    giveaway's account, so the hot path skips the upsert once both are known."""
+    return current_app.extensions.setdefault("telegive.known_giveaways", {})
 
 
 def ensure_giveaway_state(
     giveaway_id: int, *, account_id: int | None = None, force: bool = False
 ) -> None:
-    """Create the giveaway's state row and seed commitment if they do not exist yet."""
+    """Create the giveaway's state row and seed commitment if they do not exist yet, and store
+    ``account_id`` in it if the row has none (a commitment published before any entry)."""
     known = _known_giveaways()
-    if giveaway_id in known and not force:
+    stored = known.get(giveaway_id)  # None: no row seen yet; False: a row without the account
+    if not force and stored is not None and (stored or account_id is None):
         return
     now = utcnow()
     seed = new_seed()
@@ -59,4 +62,4 @@ def ensure_giveaway_state(
                 facts={"commitment": created, "sequence": 1},
                 occurred_at=now,
             )
-    known.add(giveaway_id)
+    known[giveaway_id] = bool(stored) or account_id is not None
