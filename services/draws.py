@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextvars
 import hashlib
 import json
+from array import array
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -47,8 +48,9 @@ from services.errors import (
 from services.numbering import exclude_registrations, number_pending, pending_entries
 from services.store import store
 from services.subscription import check_subscription
-from services.transaction import read_only, read_snapshot, write_transaction
+from services.transaction import read_only, write_transaction
 from utils import draw as algorithm
+from utils.iterators import started
 from utils.metrics import DRAWS
 from utils.request_context import current_caller, current_request_id
 from utils.timeutil import isoformat, utcnow
@@ -126,7 +128,7 @@ def draw_winners(*, giveaway_id: int, winner_count: int) -> DrawOutcome:
     if existing is not None:
         return _repeat(existing, winner_count)
     seed = _close_entries(giveaway_id)
-    entrants = store().entrants(giveaway_id)
+    entrants = _load_entrants(giveaway_id)
     recheck = current_settings().draw_recheck_subscription
     winners, skipped = _pick(
         seed.seed,
@@ -222,16 +224,9 @@ def draw_document(giveaway_id: int) -> dict[str, Any]:
 
 
 def stream_entrants(giveaway_id: int) -> Iterator[str]:
-    """The canonical entrant list, one user id per line, ascending (the draw's input)."""
-    with read_snapshot() as session:
-        result = session.execute(
-            select(Participant.user_id)
-            .where(Participant.giveaway_id == giveaway_id)
-            .order_by(Participant.user_id)
-            .execution_options(stream_results=True, yield_per=10_000)
-        )
-        for partition in result.scalars().partitions():
-            yield "".join(f"{user_id}\n" for user_id in partition)
+    """The canonical entrant list, one user id per line, ascending (the draw's input); its first
+    chunk is read before this returns."""
+    return started(store().entrant_chunks(giveaway_id))
 
 
 def has_draw(giveaway_id: int) -> bool:
@@ -338,6 +333,25 @@ def _seed_of(state: GiveawayState) -> _Seed:
     )
 
 
+@dataclass(frozen=True)
+class _Entrants:
+    """The canonical entrant list: user ids ascending, and the SHA-256 of its published text."""
+
+    user_ids: array
+    digest: str
+
+
+def _load_entrants(giveaway_id: int) -> _Entrants:
+    """Every entrant's user id as a compact array (no Python object per row), and the digest of
+    the published text, hashed as the store writes it."""
+    digest = hashlib.sha256()
+    user_ids = array("q")
+    for chunk in store().entrant_chunks(giveaway_id):
+        digest.update(chunk.encode("ascii"))
+        user_ids.extend(map(int, chunk.split()))
+    return _Entrants(user_ids=user_ids, digest=digest.hexdigest())
+
+
 Recheck = Callable[[list[int]], dict[int, str]]
 
 
@@ -427,7 +441,7 @@ def _plan_reroll(
     exclusions = sorted(ever_won | set(positions))
     count = 1 if replace_user_id is not None else int(add_count or 0)
     seed = _seed_of(state)
-    entrants = store().entrants(giveaway_id)
+    entrants = _load_entrants(giveaway_id)
     recheck = current_settings().draw_recheck_subscription
     eligible = algorithm.eligible_list(entrants.user_ids, exclusions)
     winners, skipped = _pick(
@@ -641,7 +655,7 @@ def _verify_giveaway(giveaway_id: int) -> list[str]:
             "previous_hash"
         ):
             problems.append(f"record {row.sequence}: columns disagree with the stored record")
-    entrants = list(store().entrants(giveaway_id).user_ids)
+    entrants = list(_load_entrants(giveaway_id).user_ids)
     for record in records:
         problems += [
             f"record {record['sequence']}: {p}" for p in algorithm.verify_record(record, entrants)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
+from itertools import chain
 
 from sqlalchemy import func, select
 
@@ -22,6 +23,7 @@ from services.store import store
 from services.transaction import read_only
 from utils.csv_export import csv_chunk
 from utils.cursors import MAX_POSITION, InvalidCursor, decode_cursor, encode_cursor
+from utils.iterators import started
 
 CURSOR_KIND = "entries"
 
@@ -66,7 +68,8 @@ class GiveawayStats:
 
 @dataclass(frozen=True)
 class Page:
-    """One page of a giveaway's entries: the figures up front, the rows as a stream of chunks."""
+    """One page of a giveaway's entries: the figures up front, the rows as a stream of chunks
+    (the first one already read)."""
 
     total: int
     page: int | None
@@ -128,15 +131,16 @@ def list_page(*, giveaway_id: int, page: int, limit: int, cursor: str | None = N
         limit=limit,
         total_pages=math.ceil(total / limit),
         next_cursor=encode_cursor(CURSOR_KIND, last) if last < total else None,
-        chunks=store().page_json(giveaway_id, after, last),
+        chunks=started(store().page_json(giveaway_id, after, last)),
     )
 
 
 def export_csv(giveaway_id: int) -> Iterator[str]:
-    """Every entry as CSV text, header first, streamed in chunks."""
+    """Every entry as CSV text, header first, streamed in chunks; the count and the first chunk
+    are read before this returns."""
     total = _numbered_total(giveaway_id)
-    yield csv_chunk([EXPORT_HEADER], text_columns=range(len(EXPORT_HEADER)))
-    yield from store().export_csv(giveaway_id, total)
+    header = csv_chunk([EXPORT_HEADER], text_columns=range(len(EXPORT_HEADER)))
+    return chain((header,), started(store().export_csv(giveaway_id, total)))
 
 
 def _entry_count(session, giveaway_id: int) -> int:

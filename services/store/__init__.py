@@ -9,7 +9,6 @@ read the same on both databases (SQLAlchemy Core or ORM queries) stay in the use
 
 from __future__ import annotations
 
-from array import array
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -90,14 +89,6 @@ class EntryAttempt:
     existing: ExistingEntry | None
 
 
-@dataclass(frozen=True)
-class Entrants:
-    """The canonical entrant list: user ids ascending, and the SHA-256 of its published text."""
-
-    user_ids: array
-    digest: str
-
-
 class Store(Protocol):
     """What the use cases need from the database where PostgreSQL and SQLite differ."""
 
@@ -127,6 +118,10 @@ class Store(Protocol):
         numbered elsewhere. Returns how many were numbered."""
         ...
 
+    # The three streams below read each chunk in a short read of its own (a pooled connection
+    # is taken and given back before the chunk is yielded), so a client that reads slowly
+    # holds no connection; entry numbers and user ids are the keys from one chunk to the next.
+
     def page_json(self, giveaway_id: int, after: int, last: int) -> Iterator[str]:
         """Entries numbered (after, last] as JSON objects joined by commas, chunk by chunk."""
         ...
@@ -135,8 +130,8 @@ class Store(Protocol):
         """Entries numbered 1..total as CSV lines (no header), chunk by chunk."""
         ...
 
-    def entrants(self, giveaway_id: int) -> Entrants:
-        """Every entrant's user id, ascending, with the digest of the published list."""
+    def entrant_chunks(self, giveaway_id: int) -> Iterator[str]:
+        """The published entrant list, "<user id>\\n" per entrant, ascending, chunk by chunk."""
         ...
 
 

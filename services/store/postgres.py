@@ -10,8 +10,6 @@ Python object is built per row.
 
 from __future__ import annotations
 
-import hashlib
-from array import array
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -20,9 +18,8 @@ from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
-from services.store import Entrants, EntryAttempt, EntryRequest, ExistingEntry, Standing
+from services.store import EntryAttempt, EntryRequest, ExistingEntry, Standing
 from services.store.prepared import Prepared, fetch_one
-from services.transaction import read_snapshot
 
 # The advisory lock namespace of this service in the shared database ("tg" + 0x1e).
 LOCK_NAMESPACE = 0x7467_1E
@@ -266,49 +263,40 @@ class PostgresStore:
         return row[0] if row else 0
 
     def page_json(self, giveaway_id: int, after: int, last: int) -> Iterator[str]:
-        with read_snapshot() as session:
-            for start in range(after, last, PAGE_CHUNK_ROWS):
-                chunk = session.scalar(
-                    _PAGE_CHUNK,
-                    {
-                        "giveaway_id": giveaway_id,
-                        "after": start,
-                        "last": min(start + PAGE_CHUNK_ROWS, last),
-                    },
-                )
-                if not chunk:
-                    return
-                yield chunk
+        for start in range(after, last, PAGE_CHUNK_ROWS):
+            chunk = self._scalar(
+                _PAGE_CHUNK,
+                giveaway_id=giveaway_id,
+                after=start,
+                last=min(start + PAGE_CHUNK_ROWS, last),
+            )
+            if not chunk:
+                return
+            yield chunk
 
     def export_csv(self, giveaway_id: int, total: int) -> Iterator[str]:
-        with read_snapshot() as session:
-            for start in range(0, total, EXPORT_CHUNK_ROWS):
-                chunk = session.scalar(
-                    _EXPORT_CHUNK,
-                    {
-                        "giveaway_id": giveaway_id,
-                        "after": start,
-                        "last": min(start + EXPORT_CHUNK_ROWS, total),
-                    },
-                )
-                if chunk:
-                    yield chunk
+        for start in range(0, total, EXPORT_CHUNK_ROWS):
+            chunk = self._scalar(
+                _EXPORT_CHUNK,
+                giveaway_id=giveaway_id,
+                after=start,
+                last=min(start + EXPORT_CHUNK_ROWS, total),
+            )
+            if chunk:
+                yield chunk
 
-    def entrants(self, giveaway_id: int) -> Entrants:
-        # The text is hashed as PostgreSQL wrote it and parsed once into a compact array.
-        digest = hashlib.sha256()
-        user_ids = array("q")
+    def entrant_chunks(self, giveaway_id: int) -> Iterator[str]:
         after = 0
-        with read_snapshot() as session:
-            while True:
-                chunk = session.scalar(
-                    _ENTRANTS_CHUNK,
-                    {"giveaway_id": giveaway_id, "after": after, "rows": ENTRANTS_CHUNK_ROWS},
-                )
-                if not chunk:
-                    break
-                digest.update(chunk.encode("ascii"))
-                numbers = array("q", map(int, chunk.split()))
-                user_ids.extend(numbers)
-                after = numbers[-1]
-        return Entrants(user_ids=user_ids, digest=digest.hexdigest())
+        while True:
+            chunk = self._scalar(
+                _ENTRANTS_CHUNK, giveaway_id=giveaway_id, after=after, rows=ENTRANTS_CHUNK_ROWS
+            )
+            if not chunk:
+                return
+            yield chunk
+            after = int(chunk[:-1].rsplit("\n", 1)[-1])  # the chunk's last user id
+
+    def _scalar(self, statement: Any, **parameters: Any) -> Any:
+        """One statement on a pooled autocommit connection, given back before returning."""
+        with self.autocommit.connect() as connection:
+            return connection.execute(statement, parameters).scalar()

@@ -8,7 +8,6 @@ are needed, and each operation is the plain statement-by-statement form of its P
 from __future__ import annotations
 
 import json
-from array import array
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from datetime import datetime
@@ -20,14 +19,14 @@ from sqlalchemy.orm import Session
 
 from models import GiveawayState, Membership, Participant, ParticipantUser
 from services.audit import EventType, record_event
-from services.store import Entrants, EntryAttempt, EntryRequest, ExistingEntry, Standing
+from services.store import EntryAttempt, EntryRequest, ExistingEntry, Standing
 from services.subscription import remember_answer
 from services.transaction import read_snapshot, write_transaction
-from utils import draw as algorithm
 from utils.csv_export import csv_chunk
 from utils.timeutil import as_utc
 
 CHUNK_ROWS = 5_000
+ENTRANTS_CHUNK_ROWS = 65_536
 
 _USERS = ParticipantUser.__table__
 _ENTRIES = Participant.__table__
@@ -221,7 +220,7 @@ class SqliteStore:
                         _timestamp(row[8]),
                         row[9],
                         row[10],
-                        "" if row[11] is None else ("true" if row[11] else "false"),
+                        None if row[11] is None else ("true" if row[11] else "false"),
                         _timestamp(row[12]),
                     )
                     for row in rows
@@ -229,31 +228,35 @@ class SqliteStore:
                 text_columns=_EXPORT_TEXT_COLUMNS,
             )
 
-    def entrants(self, giveaway_id: int) -> Entrants:
-        user_ids = array("q")
-        with read_snapshot() as session:
-            result = session.execute(
-                select(Participant.user_id)
-                .where(Participant.giveaway_id == giveaway_id)
-                .order_by(Participant.user_id)
-                .execution_options(yield_per=65_536)
-            )
-            for partition in result.scalars().partitions():
-                user_ids.extend(partition)
-        return Entrants(user_ids=user_ids, digest=algorithm.entrants_digest(user_ids))
+    def entrant_chunks(self, giveaway_id: int) -> Iterator[str]:
+        after = 0
+        while True:
+            with read_snapshot() as session:
+                user_ids = session.scalars(
+                    select(Participant.user_id)
+                    .where(Participant.giveaway_id == giveaway_id, Participant.user_id > after)
+                    .order_by(Participant.user_id)
+                    .limit(ENTRANTS_CHUNK_ROWS)
+                ).all()
+            if not user_ids:
+                return
+            yield "".join(f"{user_id}\n" for user_id in user_ids)
+            after = user_ids[-1]
 
     @staticmethod
     def _rows(giveaway_id: int, after: int, last: int) -> Iterator[list[Any]]:
         """Raw rows of the entry-number range (after, last], CHUNK_ROWS at a time."""
-        query = (
-            select(*_COLUMNS)
-            .where(
-                Participant.giveaway_id == giveaway_id,
-                Participant.entry_number > after,
-                Participant.entry_number <= last,
-            )
-            .order_by(Participant.entry_number)
-            .execution_options(yield_per=CHUNK_ROWS)
-        )
-        with read_snapshot() as session:
-            yield from session.execute(query).partitions()
+        for start in range(after, last, CHUNK_ROWS):
+            with read_snapshot() as session:
+                rows = session.execute(
+                    select(*_COLUMNS)
+                    .where(
+                        Participant.giveaway_id == giveaway_id,
+                        Participant.entry_number > start,
+                        Participant.entry_number <= min(start + CHUNK_ROWS, last),
+                    )
+                    .order_by(Participant.entry_number)
+                ).all()
+            if not rows:
+                return
+            yield rows
