@@ -9,6 +9,8 @@ Telegram's latency for the benchmarks.
 The world it pretends:
 - every giveaway id is ``active``, on account ``42``, except: 404 does not exist, 410 is
   ``finished``; ``POST /_standin/giveaways/{id}`` with ``{"status": ...}`` changes one;
+  ``POST /_standin/giveaways/{id}/failure`` with ``{"status": 503}`` makes the Giveaway service
+  answer that 5xx for this one id until ``{"status": null}`` (``make chaos``'s failing peer);
 - account ``42``'s channel is ``-1000000000042`` (``@telegive_demo``); account 404 is unknown,
   account 405 has no channel configured;
 - the bot token of account N is ``N000:DEV-STANDIN-...`` (fake), given only to callers sending the
@@ -34,6 +36,7 @@ CHANNEL = re.compile(r"^/api/accounts/(\d+)/channel$")
 TOKEN = re.compile(r"^/api/v1/bots/token/(\d+)$")
 CHAT_MEMBER = re.compile(r"^/bot(\d+):([A-Za-z0-9_-]+)/getChatMember$")
 SET_GIVEAWAY = re.compile(r"^/_standin/giveaways/(\d+)$")
+FAIL_GIVEAWAY = re.compile(r"^/_standin/giveaways/(\d+)/failure$")
 SET_MEMBER = re.compile(r"^/_standin/members/(\d+)$")
 REASONS = {
     200: "OK",
@@ -41,6 +44,10 @@ REASONS = {
     401: "Unauthorized",
     404: "Not Found",
     405: "Method Not Allowed",
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+    504: "Gateway Timeout",
 }
 
 
@@ -51,6 +58,7 @@ class World:
         self.service_secret = service_secret
         self.telegram_delay = telegram_delay
         self.giveaway_status: dict[int, str] = {410: "finished"}
+        self.giveaway_failures: dict[int, int] = {}  # giveaway id -> the 5xx it answers
         self.members: dict[int, str] = {}
         self.chat_member_calls = 0  # reported by /health, so benchmarks can count Telegram calls
 
@@ -80,12 +88,23 @@ class World:
         if method == "POST" and (match := SET_GIVEAWAY.match(path)):
             self.giveaway_status[int(match[1])] = json.loads(body or b"{}").get("status", "active")
             return 200, {"success": True}
+        if method == "POST" and (match := FAIL_GIVEAWAY.match(path)):
+            status = json.loads(body or b"{}").get("status")
+            if status is None:
+                self.giveaway_failures.pop(int(match[1]), None)
+            elif isinstance(status, int) and 500 <= status <= 599:
+                self.giveaway_failures[int(match[1])] = status
+            else:
+                return 400, {"success": False, "error": "status must be a 5xx or null"}
+            return 200, {"success": True}
         if method == "POST" and (match := SET_MEMBER.match(path)):
             self.members[int(match[1])] = json.loads(body or b"{}").get("status", "member")
             return 200, {"success": True}
         return 404, {"success": False, "error": "not found", "error_code": "NOT_FOUND"}
 
     def giveaway(self, giveaway_id: int) -> tuple[int, dict]:
+        if failure := self.giveaway_failures.get(giveaway_id):
+            return failure, {"success": False, "error": "induced failure", "code": "INTERNAL"}
         if giveaway_id == 404:
             return 404, {
                 "success": False,
