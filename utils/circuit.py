@@ -7,13 +7,13 @@ no verdict (an unexpected error) lets the next caller make the trial. Per proces
 learns on its own, within ``threshold`` calls.
 
 ``PeerCircuits`` holds a peer's breaker and one per resource of that peer (a giveaway id, an
-account), and decides which a call's outcome counts toward, so that one failing resource cannot
-open the circuit for the others while a dead peer still cannot hold every worker:
+account, a bot), and decides which a call's outcome counts toward, so that one failing resource
+cannot open the circuit for the others while a dead peer still cannot hold every worker:
 
-- a readable answer (any status: 4xx and "not found" too) closes the resource's circuit and shows
-  the peer is up;
-- a 5xx or a body that is not a JSON object counts toward that resource's circuit only: the peer
-  answered, so it is up, and it may fail for this resource alone;
+- an answer that is no failure (a JSON object below 500, or any 4xx: "not found" is about what
+  was asked, even unreadable) closes the resource's circuit and shows the peer is up;
+- a 5xx, or a 2xx/3xx body that is not a JSON object, counts toward that resource's circuit only:
+  the peer answered, so it is up, and it may fail for this resource alone;
 - no connection at all (refused, connect timeout, unknown host) counts toward the peer's circuit:
   nothing about the resource was asked yet;
 - a call sent but not answered (read timeout, connection dropped) counts toward the resource's
@@ -105,8 +105,8 @@ class CircuitBreaker:
 class Outcome(Enum):
     """What a call to a peer came to, as far as its circuits are concerned."""
 
-    ANSWERED = "answered"  # a readable answer, whatever its status
-    BAD_ANSWER = "bad_answer"  # a 5xx or a body that is not a JSON object
+    ANSWERED = "answered"  # a JSON object below 500, or any 4xx
+    BAD_ANSWER = "bad_answer"  # a 5xx, or a 2xx/3xx body that is not a JSON object
     NO_ANSWER = "no_answer"  # sent, but no answer within the timeout, or the connection dropped
     UNREACHABLE = "unreachable"  # no connection was made
 
