@@ -382,6 +382,9 @@ def hostile_phase(
             failing_giveaway=FAILING_GIVEAWAY,
             failing_users_from=FAILING_USERS.start,
             untouched_giveaway=UNTOUCHED_GIVEAWAY,
+            slow_readers=arguments.slow_readers,
+            invented_methods=arguments.invented_methods,
+            nested_bodies=arguments.nested_bodies,
         )
         attackers = hostile.AttackerProcess(plan)  # forked before any thread starts
         stack.callback(attackers.stop)
@@ -512,6 +515,9 @@ def main() -> int:
     parser.add_argument("--pause", type=float, default=0.05, help="honest pause between flows")
     parser.add_argument("--pool-size", type=int, default=5, help="DB_POOL_SIZE, hostile phase")
     parser.add_argument("--seeded-entries", type=int, default=50_000)
+    parser.add_argument("--slow-readers", type=int, default=100)
+    parser.add_argument("--invented-methods", type=int, default=1000)
+    parser.add_argument("--nested-bodies", type=int, default=1000)
     parser.add_argument("--metrics-growth-kb", type=int, default=100, help="most /metrics may grow")
     parser.add_argument("--output", default=None)
     arguments = parser.parse_args()
