@@ -649,23 +649,13 @@ def _verify_giveaway(giveaway_id: int) -> list[str]:
         ).all()
         flagged = {winner.user_id: winner.position for winner in _winners(session, giveaway_id)}
     records = [row.record for row in rows]
-    problems = algorithm.verify_chain(records)
+    entrants = _load_entrants(giveaway_id).user_ids
+    problems = algorithm.verify_draw(records, entrants)
     for row in rows:
         if row.record_hash != row.record.get("record_hash") or row.previous_hash != row.record.get(
             "previous_hash"
         ):
             problems.append(f"record {row.sequence}: columns disagree with the stored record")
-    entrants = list(_load_entrants(giveaway_id).user_ids)
-    for record in records:
-        problems += [
-            f"record {record['sequence']}: {p}" for p in algorithm.verify_record(record, entrants)
-        ]
-    expected: dict[int, int] = {}
-    for record in records:
-        if record.get("replaced_user_id") is not None:
-            expected.pop(record["replaced_user_id"], None)
-        for winner in record["winners"]:
-            expected[winner["user_id"]] = winner["position"]
-    if expected != flagged:
+    if algorithm.winners_after(records) != flagged:
         problems.append("the winners marked on the entries differ from what the records say")
     return problems

@@ -5,9 +5,13 @@ This file needs nothing but Python's standard library (3.9+): copy it alone and 
 
     python3 draw.py verify --record draw.json --entrants entrants.txt
 
-where ``draw.json`` is the published draw record (``GET /api/participants/{id}/draw``) and
-``entrants.txt`` the published entrant list (``GET /api/participants/{id}/draw/entrants``, one user
-id per line). It prints whether the winners follow from them, and exits 0 only if they do.
+where ``draw.json`` is the published draw document (``GET /api/participants/{id}/draw``: every
+record of the giveaway, from its first draw) and ``entrants.txt`` the published entrant list
+(``GET /api/participants/{id}/draw/entrants``, one user id per line). It prints whether the winners
+follow from them, and exits 0 only if they do. Nothing a record says about its own rules is
+trusted: the exclusions, the replaced winner, the positions and the counts are derived from the
+records before it, so a chain that does not start at its first draw, or has a gap, is refused
+("NOT VERIFIED: incomplete chain").
 
 The algorithm, ``telegive-draw`` version 1:
 
@@ -15,8 +19,9 @@ The algorithm, ``telegive-draw`` version 1:
    draw. The draw reveals the seed; ``sha256(seed) == commitment`` must hold.
 2. Entrants. The canonical list is every entrant's Telegram user id, unique, sorted ascending;
    ``entrants_hash`` is the SHA-256 of the ids written in decimal, each followed by ``\\n``.
-3. Eligible list. The canonical list without the record's ``exclusions`` (past winners, for a
-   reroll), order kept.
+3. Eligible list. The canonical list without the record's ``exclusions``, order kept. The first
+   draw excludes no one; a reroll excludes every user who won in any earlier record (replaced
+   winners included), ascending.
 4. Random stream. The i-th 64-bit number (i = 0, 1, 2, ...) is the first 8 bytes, big-endian, of
    ``SHA-256(seed || b"telegive-draw-v1" || i as 8 bytes big-endian)``.
 5. Uniform choice in [0, m): take numbers x from the stream, rejecting x >= 2^64 - (2^64 mod m);
@@ -24,11 +29,15 @@ The algorithm, ``telegive-draw`` version 1:
 6. Candidate order. A Fisher-Yates shuffle of positions 0..n-1 of the eligible list, run lazily:
    step k (k = 0, 1, ...) chooses j uniformly in [k, n), takes position j as the k-th candidate and
    moves position k into slot j.
-7. Winners. Candidates in that order become winners, positions 1, 2, ..., except those listed in
-   ``skipped`` (found no longer subscribed at draw time), until ``requested_count`` winners are
-   found or the candidates run out (``unclaimed_count`` prizes stay unclaimed).
-8. Chain. Each record carries the SHA-256 of the previous record of its giveaway
-   (``previous_hash``; 64 zeros for the first) and its own ``record_hash``: the SHA-256 of the
+7. Winners. Candidates in that order become winners, except those listed in ``skipped`` (found
+   no longer subscribed at draw time), until ``requested_count`` winners are found or the
+   candidates run out (``unclaimed_count`` prizes stay unclaimed). Positions: the first draw's
+   winners are 1, 2, ...; a reroll either replaces one current winner (``replaced_user_id``, one
+   winner requested), whose successor takes its position, or adds winners after the highest
+   current position.
+8. Chain. The first record (sequence 1) is the draw; rerolls follow it, sequence 2, 3, ... Each
+   record carries the SHA-256 of the previous record of its giveaway (``previous_hash``; 64 zeros
+   for the first) and its own ``record_hash``: the SHA-256 of the
    record's canonical JSON (keys sorted, no spaces, UTF-8) without ``record_hash``. A reroll uses
    the seed committed as ``next_commitment`` by the record before it.
 """
@@ -38,6 +47,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import re
 import secrets
 import sys
 from collections.abc import Iterable, Iterator, Sequence
@@ -47,6 +57,7 @@ ALGORITHM_VERSION = 1
 _DOMAIN = b"telegive-draw-v1"
 _TWO_64 = 1 << 64
 GENESIS_HASH = "0" * 64
+INCOMPLETE_CHAIN = "incomplete chain"
 
 
 def new_seed() -> str:
@@ -142,17 +153,158 @@ def record_digest(record: dict) -> str:
 
 
 def verify_record(record: dict, sorted_entrants: Sequence[int]) -> list[str]:
-    """Every reason the record does not follow from the entrants; empty when it does."""
-    problems: list[str] = []
-    if record.get("algorithm") != ALGORITHM or record.get("algorithm_version") != ALGORITHM_VERSION:
-        problems.append(
-            f"unknown algorithm {record.get('algorithm')!r} v{record.get('algorithm_version')!r}"
-        )
+    """Every reason the record alone does not follow from the entrants and its own exclusions;
+    empty when it does (``verify_draw`` also derives the exclusions from the chain)."""
+    problems = _shape_problems(record)
+    if problems:
         return problems
     if commitment_of(record["seed"]) != record["commitment"]:
         problems.append("the seed does not match the published commitment")
     if record_digest(record) != record.get("record_hash"):
         problems.append("record_hash does not match the record's content")
+    return problems + _outcome_problems(record, sorted_entrants)
+
+
+def verify_chain(records: Sequence[dict]) -> list[str]:
+    """Every break in a giveaway's chain of records (ordered by sequence, from the first draw),
+    each rule derived from the records before, never read from the record that claims it."""
+    if not records:
+        return [f"{INCOMPLETE_CHAIN}: no record"]
+    gaps = []
+    for expected, record in enumerate(records, start=1):
+        sequence = record.get("sequence") if isinstance(record, dict) else None
+        if type(sequence) is not int or sequence != expected:
+            where = "the first draw (sequence 1)" if expected == 1 else f"record {expected}"
+            gaps.append(f"{INCOMPLETE_CHAIN}: record {sequence!r} stands where {where} should be")
+    if gaps:
+        return gaps
+    problems: list[str] = []
+    history = _History()
+    for record in records:
+        label = f"record {record['sequence']}"
+        shape = _shape_problems(record)
+        if shape:
+            problems += [f"{label}: {p}" for p in shape]
+            break  # what follows cannot be derived from a malformed record
+        problems += [f"{label}: {p}" for p in history.check(record)]
+        history.apply(record)
+    return problems
+
+
+def verify_draw(records: Sequence[dict], sorted_entrants: Sequence[int]) -> list[str]:
+    """Every reason a giveaway's whole chain does not follow from its seeds and entrant list."""
+    problems = verify_chain(records)
+    if any(problem.startswith(INCOMPLETE_CHAIN) for problem in problems):
+        return problems
+    for record in records:
+        if not _shape_problems(record):
+            problems += [
+                f"record {record['sequence']}: {p}"
+                for p in _outcome_problems(record, sorted_entrants)
+            ]
+    return problems
+
+
+def winners_after(records: Sequence[dict]) -> dict[int, int]:
+    """The current winners (user id: position) once every record is applied, rerolls included
+    (a malformed record, which the verifier reports, is left out)."""
+    history = _History()
+    for record in records:
+        if not _shape_problems(record):
+            history.apply(record)
+    return dict(history.current)
+
+
+class _History:
+    """What the records so far establish: the chain's tip and who won."""
+
+    def __init__(self) -> None:
+        self.previous_hash = GENESIS_HASH
+        self.next_commitment: str | None = None
+        self.ever_won: set[int] = set()
+        self.current: dict[int, int] = {}  # user id: position
+
+    def check(self, record: dict) -> list[str]:
+        """Every rule of the chain the record breaks, given the records before it."""
+        problems: list[str] = []
+        first = self.next_commitment is None
+        if record_digest(record) != record.get("record_hash"):
+            problems.append("record_hash does not match its content")
+        if record["previous_hash"] != self.previous_hash:
+            problems.append("previous_hash does not link to the record before it")
+        if commitment_of(record["seed"]) != record["commitment"]:
+            problems.append("the seed does not match its commitment")
+        if not first and record["commitment"] != self.next_commitment:
+            problems.append("commitment is not the one the previous record announced")
+        kind = "draw" if first else "reroll"
+        if record["kind"] != kind:
+            problems.append(f"kind should be {kind!r}: only the first record is a draw")
+        problems += self._check_exclusions(record["exclusions"], first)
+        replaced = record["replaced_user_id"]
+        if replaced is not None and first:
+            problems.append("a first draw replaces no one")
+        elif replaced is not None and replaced not in self.current:
+            problems.append(f"replaced user {replaced} is not a current winner")
+        elif replaced is not None and record["requested_count"] != 1:
+            problems.append("a replacement draws exactly one winner (requested_count 1)")
+        winners = [winner["user_id"] for winner in record["winners"]]
+        if len(set(winners)) != len(winners):
+            problems.append("a user wins twice in the record")
+        repeated = [user_id for user_id in winners if user_id in self.ever_won]
+        if repeated:
+            problems.append(f"winners {_some(repeated)} have won before")
+        positions = [winner["position"] for winner in record["winners"]]
+        expected = self._positions(replaced, len(winners))
+        if positions != expected:
+            problems.append(f"winner positions should be {expected}, the record says {positions}")
+        if len(winners) + record["unclaimed_count"] != record["requested_count"] or not (
+            0 <= len(winners) <= record["requested_count"]
+        ):
+            problems.append("winners and unclaimed prizes do not add up to requested_count")
+        skipped = [entry["user_id"] for entry in record["skipped"]]
+        if set(skipped) & set(winners) or len(set(skipped)) != len(skipped):
+            problems.append("a skipped user is listed twice or also as a winner")
+        if skipped and record.get("recheck_subscription") is False:
+            problems.append("entries are skipped although no subscription re-check was made")
+        return problems
+
+    def _check_exclusions(self, claimed: list[int], first: bool) -> list[str]:
+        expected = [] if first else sorted(self.ever_won)
+        if claimed == expected:
+            return []
+        if first:
+            return [f"a first draw excludes no one, the record excludes {_some(claimed)}"]
+        missing = sorted(self.ever_won - set(claimed))
+        extra = sorted(set(claimed) - self.ever_won)
+        return [
+            "exclusions should be everyone who won in an earlier record (sorted): "
+            f"{len(missing)} earlier winner(s) missing {_some(missing)}, "
+            f"{len(extra)} user(s) who never won {_some(extra)}"
+        ]
+
+    def _positions(self, replaced: int | None, count: int) -> list[int]:
+        if self.next_commitment is None:
+            return list(range(1, count + 1))
+        if replaced is not None and replaced in self.current:
+            return [self.current[replaced]] * count
+        start = max(self.current.values(), default=0) + 1
+        return list(range(start, start + count))
+
+    def apply(self, record: dict) -> None:
+        """Take the record's winners (and its replacement) as established."""
+        if record.get("replaced_user_id") is not None:
+            self.current.pop(record["replaced_user_id"], None)
+        for winner in record["winners"]:
+            self.ever_won.add(winner["user_id"])
+            self.current[winner["user_id"]] = winner["position"]
+        self.previous_hash = record.get("record_hash", "")
+        self.next_commitment = record.get("next_commitment", "")
+
+
+def _outcome_problems(record: dict, sorted_entrants: Sequence[int]) -> list[str]:
+    """Whether the record's winners, skips and counts follow from its seed, entrant list and
+    exclusions (a well-formed record of a known algorithm)."""
+    problems: list[str] = []
     if entrants_digest(sorted_entrants) != record["entrants_hash"]:
         problems.append("the entrant list is not the one the draw used (entrants_hash differs)")
     if len(sorted_entrants) != record["entrant_count"]:
@@ -165,34 +317,58 @@ def verify_record(record: dict, sorted_entrants: Sequence[int]) -> list[str]:
     actual = [winner["user_id"] for winner in record["winners"]]
     if actual != expected:
         problems.append(f"winners should be {expected}, the record says {actual}")
-    if sorted(reached) != sorted(skipped):
-        problems.append("the skipped users are not exactly those reached before the last winner")
+    if reached != skipped:
+        problems.append(
+            "the skipped users are not exactly those reached before the last winner, in order"
+        )
     unclaimed = record["requested_count"] - len(expected)
-    if record.get("unclaimed_count") != unclaimed:
+    if record["unclaimed_count"] != unclaimed:
         problems.append(f"unclaimed_count should be {unclaimed}")
     return problems
 
 
-def verify_chain(records: Sequence[dict]) -> list[str]:
-    """Every break in a giveaway's chain of records (ordered by sequence)."""
-    problems: list[str] = []
-    previous_hash = GENESIS_HASH
-    next_commitment: str | None = None
-    for expected_sequence, record in enumerate(records, start=1):
-        label = f"record {record.get('sequence')}"
-        if record.get("sequence") != expected_sequence:
-            problems.append(f"{label}: expected sequence {expected_sequence}")
-        if record_digest(record) != record.get("record_hash"):
-            problems.append(f"{label}: record_hash does not match its content")
-        if record.get("previous_hash") != previous_hash:
-            problems.append(f"{label}: previous_hash does not link to the record before it")
-        if next_commitment is not None and record.get("commitment") != next_commitment:
-            problems.append(f"{label}: commitment is not the one the previous record announced")
-        if commitment_of(record["seed"]) != record["commitment"]:
-            problems.append(f"{label}: the seed does not match its commitment")
-        previous_hash = record.get("record_hash", "")
-        next_commitment = record.get("next_commitment")
-    return problems
+_HEX64 = re.compile("[0-9a-f]{64}")
+_HEX_FIELDS = ("seed", "commitment", "next_commitment", "previous_hash", "entrants_hash")
+_INT_FIELDS = ("sequence", "entrant_count", "requested_count", "unclaimed_count")
+
+
+def _is_int(value: object) -> bool:
+    return type(value) is int  # not bool, not float: JSON's true and 1.0 are other records
+
+
+def _shape_problems(record: object) -> list[str]:
+    """Why the record is not a well-formed record of this algorithm; empty when it is."""
+    if not isinstance(record, dict):
+        return ["malformed record: not a JSON object"]
+    version = record.get("algorithm_version")
+    if record.get("algorithm") != ALGORITHM or not _is_int(version) or version != ALGORITHM_VERSION:
+        return [
+            f"unknown algorithm {record.get('algorithm')!r} v{record.get('algorithm_version')!r}"
+        ]
+    wrong = [f for f in _HEX_FIELDS if not isinstance(record.get(f), str)]
+    wrong += [f for f in _HEX_FIELDS if f not in wrong and not _HEX64.fullmatch(record[f])]
+    wrong += [f for f in _INT_FIELDS if not _is_int(record.get(f))]
+    if record.get("kind") not in ("draw", "reroll"):
+        wrong.append("kind")
+    replaced = record.get("replaced_user_id")
+    if "replaced_user_id" not in record or (replaced is not None and not _is_int(replaced)):
+        wrong.append("replaced_user_id")
+    exclusions = record.get("exclusions")
+    if not isinstance(exclusions, list) or not all(map(_is_int, exclusions)):
+        wrong.append("exclusions")
+    for field, keys in (("winners", ("position", "user_id")), ("skipped", ("user_id",))):
+        entries = record.get(field)
+        if not isinstance(entries, list) or not all(
+            isinstance(entry, dict) and all(_is_int(entry.get(key)) for key in keys)
+            for entry in entries
+        ):
+            wrong.append(field)
+    return [f"malformed record: {', '.join(wrong)}"] if wrong else []
+
+
+def _some(user_ids: Sequence[int], limit: int = 5) -> str:
+    shown = ", ".join(map(str, user_ids[:limit]))
+    return f"[{shown}{', ...' if len(user_ids) > limit else ''}]"
 
 
 def _read_entrants(path: str) -> list[int]:
@@ -223,16 +399,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     records = _load_records(arguments.record)
     entrants = _read_entrants(arguments.entrants)
-    problems = verify_chain(records) if len(records) > 1 or records[0].get("sequence") == 1 else []
+    problems = verify_draw(records, entrants)
     for record in records:
-        problems += [
-            f"record {record.get('sequence')}: {p}" for p in verify_record(record, entrants)
-        ]
-    for record in records:
-        winners = ", ".join(str(w["user_id"]) for w in record["winners"]) or "none"
-        print(f"record {record['sequence']} ({record['kind']}): winners {winners}")
+        if not _shape_problems(record):
+            winners = ", ".join(str(w["user_id"]) for w in record["winners"]) or "none"
+            print(f"record {record['sequence']} ({record['kind']}): winners {winners}")
     if problems:
-        print("NOT VERIFIED:")
+        incomplete = any(problem.startswith(INCOMPLETE_CHAIN) for problem in problems)
+        print(f"NOT VERIFIED: {INCOMPLETE_CHAIN}" if incomplete else "NOT VERIFIED:")
         for problem in problems:
             print(f"  - {problem}")
         return 1

@@ -133,6 +133,7 @@ def _record(entrants: list[int], count: int = 2, **changes) -> dict:
         "winners": [{"position": i, "user_id": u} for i, u in enumerate(winners, start=1)],
         "skipped": [],
         "unclaimed_count": 0,
+        "replaced_user_id": None,
         "previous_hash": draw.GENESIS_HASH,
         "next_commitment": draw.commitment_of("cd" * 32),
     }

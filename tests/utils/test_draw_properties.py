@@ -1,5 +1,5 @@
 """Properties (hypothesis) of the draw: the random stream, the candidate order, winner selection,
-and the verifier, which accepts an honest record and rejects any single changed field."""
+and the verifier, which accepts an honest record or chain and rejects any single changed field."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
+from tests.utils.chains import build_chain, rehash
 from tests.utils.strategies import bounded, json_values
 from utils import draw
 
@@ -88,6 +89,7 @@ def honest_record(seed, entrants, exclusions, skipped, count) -> dict:
         "winners": [{"position": i, "user_id": u} for i, u in enumerate(winners, start=1)],
         "skipped": [{"user_id": u, "reason": "not_subscribed"} for u in reached],
         "unclaimed_count": count - len(winners),
+        "replaced_user_id": None,
         "previous_hash": draw.GENESIS_HASH,
         "next_commitment": draw.commitment_of("cd" * 32),
     }
@@ -100,7 +102,9 @@ def honest_record(seed, entrants, exclusions, skipped, count) -> dict:
 def test_an_honest_record_verifies(inputs):
     record = honest_record(*inputs)
     assert draw.verify_record(record, inputs[1]) == []
-    assert draw.verify_chain([record]) == []
+    if record["requested_count"] >= 0:  # the service never asks for fewer than no winners
+        # As a chain of one, it is a first draw, which excludes no one.
+        assert (draw.verify_chain([record]) == []) == (record["exclusions"] == [])
 
 
 MUTATIONS = ("winners", "seed", "entrants", "exclusions", "requested_count")
@@ -181,3 +185,114 @@ def test_the_record_digest_changes_with_any_field_and_only_with_content(record, 
     assume(json.dumps(value, sort_keys=True) != json.dumps(record[key], sort_keys=True))
     assert draw.record_digest({**record, key: value}) != digest
     assert draw.record_digest({k: v for k, v in record.items() if k != key}) != digest
+
+
+@st.composite
+def honest_chains(draw_from):
+    """A draw and 0-3 rerolls (a replacement or added winners) over random entrants, some of whom
+    the re-check refuses, built as the service builds them; and the entrant list."""
+    entrants = draw_from(st.lists(user_ids, unique=True, max_size=40).map(sorted))
+    refused = draw_from(st.sets(st.sampled_from(entrants)) if entrants else st.just(set()))
+    label = draw_from(st.integers(0, 2**32))
+    steps = [("draw", draw_from(st.integers(0, 8)))]
+    chain = build_chain(entrants, steps, refused=refused, seed_label=label)
+    for _ in range(draw_from(st.integers(0, 3))):
+        current = sorted(draw.winners_after(chain))
+        if current and draw_from(st.booleans()):
+            steps.append(("replace", draw_from(st.sampled_from(current))))
+        else:
+            steps.append(("add", draw_from(st.integers(1, 4))))
+        chain = build_chain(entrants, steps, refused=refused, seed_label=label)
+    return chain, entrants
+
+
+@bounded(60)
+@given(honest=honest_chains())
+def test_an_honest_chain_verifies(honest):
+    chain, entrants = honest
+    assert draw.verify_draw(chain, entrants) == []
+    assert draw.verify_chain(chain) == []
+
+
+# Every field the verifier derives or recomputes. The others (giveaway_id, committed_at,
+# drawn_at, reason, recheck_subscription, a skip's reason and status) describe the draw without
+# deciding it: a re-hashed edit of them verifies, as the record hash is no signature.
+DECIDING_FIELDS = (
+    "sequence",
+    "kind",
+    "algorithm",
+    "algorithm_version",
+    "commitment",
+    "seed",
+    "entrants_hash",
+    "entrant_count",
+    "exclusions",
+    "requested_count",
+    "winners",
+    "skipped",
+    "unclaimed_count",
+    "replaced_user_id",
+    "next_commitment",
+    "previous_hash",
+)
+hex64 = st.binary(min_size=32, max_size=32).map(bytes.hex)
+
+
+def changed_value(draw_from, value, entrants: list[int]):
+    """Another value for a field: near the old one most of the time, any JSON value sometimes."""
+    someone = st.sampled_from(entrants) if entrants else user_ids
+    if draw_from(st.integers(0, 9)) == 0:
+        return draw_from(json_values)
+    if value is None or isinstance(value, int):
+        return draw_from(
+            st.one_of(
+                st.none(),
+                someone,
+                st.integers(-3, 3).map(lambda delta: (value or 0) + delta),
+            )
+        )
+    if isinstance(value, str):
+        if len(value) == 64:
+            return draw_from(st.one_of(hex64, st.just(value.upper())))
+        return draw_from(st.sampled_from(["draw", "reroll", "telegive-draw-v2"]))
+    items = list(value)
+    how = draw_from(st.sampled_from(["add", "drop", "reverse", "replace", "reposition"]))
+    if how == "add":
+        user_id = draw_from(someone)
+        new = {"position": len(items) + 1, "user_id": user_id, "reason": "not_subscribed"}
+        items.append(user_id if not items or isinstance(items[0], int) else new)
+    elif how == "drop" and items:
+        items.pop(draw_from(st.integers(0, len(items) - 1)))
+    elif how == "reverse":
+        items.reverse()
+    elif items:
+        index = draw_from(st.integers(0, len(items) - 1))
+        if isinstance(items[index], int):
+            items[index] = draw_from(someone)
+        else:
+            field = "position" if how == "reposition" and "position" in items[index] else "user_id"
+            items[index] = {**items[index], field: draw_from(st.integers(-1, 50) | someone)}
+    return items
+
+
+@bounded(300)
+@given(honest=honest_chains(), data=st.data())
+def test_a_chain_with_any_single_field_changed_and_re_hashed_does_not_verify(honest, data):
+    """A forger edits one deciding field of one record and re-hashes the chain from there with
+    the project's digest: the verifier refuses, unless the edit changes nothing."""
+    chain, entrants = honest
+    index = data.draw(st.integers(0, len(chain) - 1), label="record")
+    field = data.draw(st.sampled_from(DECIDING_FIELDS), label="field")
+    record = chain[index]
+    value = changed_value(data.draw, record[field], entrants)
+    assume(json.dumps(value, sort_keys=True) != json.dumps(record[field], sort_keys=True))
+    record[field] = value
+    rehash(chain, index)
+    if draw.verify_draw(chain, entrants):
+        return
+    # What the chain alone cannot witness: the last record's announcement of the next seed (the
+    # next reroll checks it), and whom a reroll that found nobody replaced.
+    last = index == len(chain) - 1
+    assert (field == "next_commitment" and last) or (
+        field == "replaced_user_id" and not record["winners"] and record["requested_count"] == 1
+    ), f"{field} of record {index + 1} changed to {value!r} and the chain still verifies"
