@@ -27,7 +27,7 @@ from routes.converters import (
 from routes.errors import register_error_handlers
 from routes.json_request import JsonRequest
 from schemas.common import ERROR_SCHEMA, add_documented_schemas, error_responses
-from services import cache, captcha, store
+from services import cache, captcha, store, telegram_budget
 from services.clients import http
 from utils.logs import configure_logging
 from utils.metrics import HTTP_LATENCY, HTTP_REQUESTS, method_label
@@ -141,6 +141,7 @@ def register_extensions(app: APIFlask, settings: Settings) -> None:
     cache.init_app(app)
     captcha.init_app(app, settings)
     http.init_app(app, settings)
+    telegram_budget.init_app(app, settings)
     if settings.cors_origins:
         CORS(
             app,

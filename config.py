@@ -111,11 +111,27 @@ class Settings(BaseSettings):
     metrics_require_auth: bool = True
     circuit_failures: int = Field(5, ge=1, validation_alias="UPSTREAM_CIRCUIT_FAILURES")
     circuit_cooldown: Seconds = Field(10.0, validation_alias="UPSTREAM_CIRCUIT_COOLDOWN_SECONDS")
+    telegram_calls_per_second: float = Field(20.0, gt=0, le=1000)
+    # Well under the Bot's 10 s timeout for a registration.
+    telegram_budget_wait: float = Field(
+        2.0, ge=0, le=8, validation_alias="TELEGRAM_BUDGET_WAIT_SECONDS"
+    )
+    subscription_overflow: Literal["refuse"] = "refuse"
 
     @field_validator("database_url")
     @classmethod
     def _pin_driver(cls, value: str) -> str:
         return normalize_database_url(value)
+
+    @field_validator("subscription_overflow", mode="before")
+    @classmethod
+    def _overflow_mode(cls, value: object) -> object:
+        value = value.lower() if isinstance(value, str) else value
+        if value == "defer":
+            raise ValueError(
+                "is 'defer', which is not implemented yet: set 'refuse' or leave it unset"
+            )
+        return value
 
     # Hand-written: `caller=token,...` is the format operators already use, not JSON.
     @field_validator("tokens_by_caller", mode="before")

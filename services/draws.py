@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextvars
 import hashlib
 import json
+import time
 from array import array
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -56,6 +57,9 @@ from utils.request_context import current_caller, current_request_id
 from utils.timeutil import isoformat, utcnow
 
 RECHECK_PARALLELISM = 16
+# The whole re-check may wait this long for the bot's budget of Telegram calls: the Giveaway
+# service waits 30 s for select-winners, and Telegram's answers and the record need the rest.
+RECHECK_BUDGET_WAIT_SECONDS = 20.0
 MAX_RECORD_ATTEMPTS = 3
 
 
@@ -390,12 +394,18 @@ def _rechecker(giveaway_id: int, seed: _Seed) -> Recheck:
     """Ask Telegram about candidates in parallel; any "cannot verify" fails the whole draw."""
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     account: list[int] = [] if seed.account_id is None else [seed.account_id]
+    budget_ends = time.monotonic() + RECHECK_BUDGET_WAIT_SECONDS
 
     def check_one(user_id: int) -> tuple[int, str | None]:
         with app.app_context():
             # A "subscribed" answer needs no keeping here (registrations are closed); a "not
             # subscribed" one still forgets what registrations remembered.
-            verdict = check_subscription(account_id=account[0], user_id=user_id, remember=False)
+            verdict = check_subscription(
+                account_id=account[0],
+                user_id=user_id,
+                remember=False,
+                budget_wait=max(0.0, budget_ends - time.monotonic()),
+            )
         return user_id, None if verdict.is_subscribed else verdict.status
 
     def recheck(user_ids: list[int]) -> dict[int, str]:

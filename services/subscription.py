@@ -11,6 +11,10 @@ checked with verify-subscription): it saves a Telegram call, and Telegram's per-
 in a burst. The registration reads it in its own write (``Store.enter``). Only
 "subscribed" is remembered, so a user told to join who joins and taps again is asked afresh; a
 fresh "not subscribed" forgets it at once; verify-subscription and the draw always ask Telegram.
+
+Every question to Telegram is paced by the bot's budget (``TELEGRAM_CALLS_PER_SECOND``). A
+registration that finds no slot in time is refused (``SUBSCRIPTION_OVERFLOW=refuse``, the only
+mode so far): 503 ``SUBSCRIPTION_CHECK_UNAVAILABLE`` with ``retry_after``, nothing written.
 """
 
 from __future__ import annotations
@@ -43,20 +47,25 @@ class SubscriptionCheck:
 
 
 def check_subscription(
-    *, account_id: int, user_id: int, remember: bool = True
+    *, account_id: int, user_id: int, remember: bool = True, budget_wait: float | None = None
 ) -> SubscriptionCheck:
     """Ask Telegram (with the account's bot) whether the user is in the account's channel.
 
     A "subscribed" answer is remembered unless ``remember`` is false (the registration writes it
     with the entry; the draw has no use for it); a "not subscribed" one always forgets what was
-    remembered.
+    remembered. The question waits at most ``budget_wait`` seconds for a slot of the bot's
+    budget (``TELEGRAM_BUDGET_WAIT_SECONDS`` when None); without one it is "cannot verify", with
+    the seconds until the bot's next slot as ``retry_after``.
     """
     try:
         channel = get_channel(account_id)
         credentials = get_bot_credentials(account_id)
         try:
             membership = get_chat_member(
-                token=credentials.token, chat_id=channel.channel_id, user_id=user_id
+                token=credentials.token,
+                chat_id=channel.channel_id,
+                user_id=user_id,
+                budget_wait=budget_wait,
             )
         except InvalidBotToken:
             forget_bot_credentials(account_id)

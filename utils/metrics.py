@@ -69,6 +69,21 @@ OUTGOING_LATENCY = Histogram(
     ["peer"],
     buckets=_LATENCY_BUCKETS,
 )
+# The per-bot budget of Telegram calls (services/telegram_budget.py). No bot label: bots are as
+# many as accounts; the flood wait's log line names the bot.
+TELEGRAM_BUDGET_WAIT = Histogram(
+    f"{_PREFIX}_telegram_budget_wait_seconds",
+    "Time a Telegram call waited for a slot of its bot's budget (calls that went ahead)",
+    buckets=(0.001, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30),
+)
+TELEGRAM_BUDGET_REFUSALS = Counter(
+    f"{_PREFIX}_telegram_budget_refusals_total",
+    "Telegram calls not made: over_budget (no slot within the wait) or rate_limited (flood wait)",
+    ["reason"],
+)
+TELEGRAM_FLOOD_WAITS = Counter(
+    f"{_PREFIX}_telegram_flood_waits_total", "429 answers (flood waits) received from Telegram"
+)
 CACHE_LOOKUPS = Counter(
     f"{_PREFIX}_cache_requests_total", "Cache lookups by kind of entry", ["cache", "result"]
 )

@@ -4,21 +4,21 @@ The request URL carries the bot token, so it never reaches a log line: the path 
 ``/bot***/getChatMember``. Every answer that does not say clearly whether the user is a member
 (429, 5xx, timeout, an unknown chat, a bot that is not an admin, an unreadable body, a result
 under any status but 200) raises ``UpstreamUnavailable``; it is never read as "subscribed".
+No call is made outside the bot's budget of ``TELEGRAM_CALLS_PER_SECOND``.
 """
 
 from __future__ import annotations
 
-import math
-import time
 from dataclasses import dataclass
 from typing import Literal
 
 from pydantic import BaseModel, RootModel, StrictBool, StrictInt, StrictStr
 
 from config import current_settings
-from services.cache import shared_cache
 from services.clients.http import get_json, read_body
 from services.errors import UpstreamUnavailable
+from services.telegram_budget import refusal_reason, telegram_budget
+from utils.pacing import Verdict
 
 PEER = "telegram"
 MEMBER_STATUSES = frozenset({"creator", "administrator", "member"})
@@ -72,20 +72,24 @@ class InvalidBotToken(UpstreamUnavailable):
     """Telegram refused the bot token (401): the cached token must be dropped."""
 
 
-def get_chat_member(*, token: str, chat_id: int, user_id: int) -> ChatMembership:
-    """Ask Telegram whether ``user_id`` is a member of ``chat_id``.
+def get_chat_member(
+    *, token: str, chat_id: int, user_id: int, budget_wait: float | None = None
+) -> ChatMembership:
+    """Ask Telegram whether ``user_id`` is a member of ``chat_id``, within the bot's budget.
 
-    After a 429 the bot is left alone until Telegram's ``retry_after`` has passed (every instance
-    sees the wait through the shared cache): calling during a flood wait only prolongs it.
+    The call waits for a slot of the bot's budget (services/telegram_budget.py) at most
+    ``budget_wait`` seconds (``TELEGRAM_BUDGET_WAIT_SECONDS`` when None); without one it is not
+    made: ``UpstreamUnavailable`` (``over_budget``, or ``rate_limited`` during a flood wait) with
+    the seconds until the bot's next slot. A 429 closes the bot's budget until Telegram's
+    ``retry_after`` has passed, for every instance: calling during a flood wait only prolongs it.
     """
     settings = current_settings()
     bot_id = _bot_id(token)
-    backoff_key = f"telegram_backoff:{bot_id}"
-    resume_at = shared_cache().get(backoff_key)
-    if resume_at is not None and resume_at > time.time():
-        raise UpstreamUnavailable(
-            PEER, "rate_limited", retry_after=math.ceil(resume_at - time.time())
-        )
+    budget = telegram_budget()
+    wait = settings.telegram_budget_wait if budget_wait is None else budget_wait
+    slot = budget.acquire(bot_id, max_wait=wait)
+    if slot.verdict is not Verdict.GRANTED:
+        raise UpstreamUnavailable(PEER, refusal_reason(slot), retry_after=slot.retry_after)
     answer = get_json(
         peer=PEER,
         resource=bot_id,
@@ -103,8 +107,7 @@ def get_chat_member(*, token: str, chat_id: int, user_id: int) -> ChatMembership
     error_code = answer.status if body.error_code is None else body.error_code
     if error_code == 429 or answer.status == 429:
         retry_after = _retry_after(body.parameters)
-        if retry_after:
-            shared_cache().set(backoff_key, time.time() + retry_after, retry_after)
+        budget.flood_wait(bot_id, retry_after)
         raise UpstreamUnavailable(PEER, "rate_limited", retry_after=retry_after)
     if error_code == 401 or answer.status == 401:
         raise InvalidBotToken(PEER, "invalid_bot_token")

@@ -1,0 +1,245 @@
+"""The per-bot budget of Telegram calls: ``TELEGRAM_CALLS_PER_SECOND`` for each bot, never more.
+
+Every ``getChatMember`` takes a slot of its bot's schedule first (``utils/pacing.py``: one slot
+every ``1 / rate`` seconds, a flood wait closing the schedule and slowing it down afterwards).
+With Redis the schedule is one hash per bot, keyed by the bot's id (never its token), and read
+and changed by one Lua script on Redis's clock, so every worker of every instance shares it;
+without Redis each process keeps its own. While Redis cannot be reached, each process falls back
+to its own schedule (logged): the budget then holds per process, not across them.
+
+A caller reserves a slot at most ``max_wait`` seconds ahead and sleeps until it; when none is
+free that soon it is refused at once (no wait that could not end in a slot), with the wait it
+would have needed. A caller that slept re-checks that no flood wait began meanwhile.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+import redis
+from cachetools import LRUCache
+from flask import Flask, current_app
+
+from config import Settings
+from extensions import get_redis
+from utils import pacing
+from utils.metrics import TELEGRAM_BUDGET_REFUSALS, TELEGRAM_BUDGET_WAIT, TELEGRAM_FLOOD_WAITS
+from utils.pacing import MICROS, PaceState, Slot, Verdict
+
+KEY_PREFIX = "telegive:participant:telegram_budget:"
+DEFAULT_FLOOD_WAIT = 1.0  # a 429 without retry_after (Telegram always sends one)
+log = logging.getLogger("telegive.telegram_budget")
+
+
+class LocalPacer:
+    """The schedules of this process, one per bot. Safe to share between threads and greenlets
+    (the lock is never held while sleeping)."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic, max_bots: int = 10_000) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._states: LRUCache[str, PaceState] = LRUCache(max_bots)
+
+    def _now(self) -> int:
+        return round(self._clock() * MICROS)
+
+    def _state(self, bot_id: str) -> PaceState:
+        state = self._states.get(bot_id)
+        if state is None:
+            state = self._states[bot_id] = PaceState()
+        return state
+
+    def reserve(self, bot_id: str, *, rate: float, max_wait: float) -> Slot:
+        """Reserve the bot's next slot if it is at most ``max_wait`` seconds away."""
+        with self._lock:
+            return pacing.reserve(
+                self._state(bot_id), now=self._now(), rate=rate, max_wait=_micros(max_wait)
+            )
+
+    def penalize(self, bot_id: str, *, flood_wait: float) -> None:
+        """Close the bot's schedule for ``flood_wait`` seconds, then slow it down."""
+        with self._lock:
+            pacing.penalize(self._state(bot_id), now=self._now(), flood_wait=_micros(flood_wait))
+
+    def closed_for(self, bot_id: str) -> float:
+        """Seconds until the bot's flood wait ends; 0 when there is none."""
+        with self._lock:
+            return pacing.closed_for(self._state(bot_id), now=self._now()) / MICROS
+
+
+# The same arithmetic as utils/pacing.py, in whole microseconds of Redis's clock, in one atomic
+# step per call. Whole microseconds stay exact in Lua's doubles; '%.0f' writes them in full.
+_PRELUDE = """
+if redis.replicate_commands then redis.replicate_commands() end
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000000 + tonumber(clock[2])
+local recovery = tonumber(ARGV[1])
+local fields = redis.call('HMGET', KEYS[1], 'next_slot', 'closed_until', 'factor', 'slow_from')
+local next_slot = tonumber(fields[1]) or 0
+local closed_until = tonumber(fields[2]) or 0
+local factor = tonumber(fields[3]) or 1
+local slow_from = tonumber(fields[4]) or 0
+local function factor_at(at)
+  if at <= slow_from or factor >= 1 then return factor end
+  return math.min(1, factor + (1 - factor) * (at - slow_from) / recovery)
+end
+local function keep_until_settled()
+  local settled = math.max(next_slot, closed_until)
+  if factor < 1 then settled = math.max(settled, slow_from + recovery) end
+  redis.call('PEXPIRE', KEYS[1], math.ceil((settled - now) / 1000) + 1000)
+end
+local function whole(value) return string.format('%.0f', value) end
+"""
+_RESERVE = (
+    _PRELUDE
+    + """
+local rate, max_wait = tonumber(ARGV[2]), tonumber(ARGV[3])
+local slot = math.max(next_slot, now, closed_until)
+local wait = slot - now
+if wait > max_wait then
+  local verdict = 0
+  if closed_until > now and closed_until >= next_slot then verdict = -1 end
+  return {verdict, whole(wait), whole(slot)}
+end
+next_slot = slot + math.ceil(1000000 / (rate * factor_at(slot)))
+redis.call('HSET', KEYS[1], 'next_slot', whole(next_slot))
+keep_until_settled()
+return {1, whole(wait), whole(slot)}
+"""
+)
+_PENALIZE = (
+    _PRELUDE
+    + """
+local flood_wait, slowdown, min_factor = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+if now >= closed_until then factor = math.max(min_factor, factor_at(now) * slowdown) end
+closed_until = math.max(closed_until, now + flood_wait)
+slow_from = closed_until
+redis.call('HSET', KEYS[1], 'closed_until', whole(closed_until),
+  'factor', string.format('%.6f', factor), 'slow_from', whole(slow_from))
+keep_until_settled()
+return whole(closed_until - now)
+"""
+)
+_CLOSED_FOR = _PRELUDE + "return whole(math.max(0, closed_until - now))"
+
+
+class RedisPacer:
+    """The schedules in Redis, shared by every process that uses the same Redis."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self.client = client
+        self._reserve = client.register_script(_RESERVE)
+        self._penalize = client.register_script(_PENALIZE)
+        self._closed_for = client.register_script(_CLOSED_FOR)
+
+    def reserve(self, bot_id: str, *, rate: float, max_wait: float) -> Slot:
+        """Reserve the bot's next slot if it is at most ``max_wait`` seconds away."""
+        verdict, wait, at = self._reserve(
+            keys=[KEY_PREFIX + bot_id], args=[pacing.RECOVERY, rate, _micros(max_wait)]
+        )
+        return Slot(Verdict(int(verdict)), int(wait), int(at))
+
+    def penalize(self, bot_id: str, *, flood_wait: float) -> None:
+        """Close the bot's schedule for ``flood_wait`` seconds, then slow it down."""
+        self._penalize(
+            keys=[KEY_PREFIX + bot_id],
+            args=[pacing.RECOVERY, _micros(flood_wait), pacing.SLOWDOWN, pacing.MIN_FACTOR],
+        )
+
+    def closed_for(self, bot_id: str) -> float:
+        """Seconds until the bot's flood wait ends; 0 when there is none."""
+        return int(self._closed_for(keys=[KEY_PREFIX + bot_id], args=[pacing.RECOVERY])) / MICROS
+
+
+class TelegramBudget:
+    """An application's budget: Redis's schedules when it has Redis, else this process's."""
+
+    def __init__(
+        self,
+        rate: float,
+        local: LocalPacer | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.rate = rate
+        self.local = local or LocalPacer()
+        self._sleep = sleep
+        self._shared: RedisPacer | None = None
+
+    def _redis(self) -> RedisPacer | None:
+        client = get_redis()
+        if client is None:
+            return None
+        shared = self._shared
+        if shared is None or shared.client is not client:
+            shared = self._shared = RedisPacer(client)
+        return shared
+
+    def _reserve(self, bot_id: str, max_wait: float) -> Slot:
+        shared = self._redis()
+        if shared is not None:
+            try:
+                return shared.reserve(bot_id, rate=self.rate, max_wait=max_wait)
+            except redis.RedisError as error:
+                log.warning("budget in Redis unreadable", extra={"error": type(error).__name__})
+        return self.local.reserve(bot_id, rate=self.rate, max_wait=max_wait)
+
+    def _closed_for(self, bot_id: str) -> float:
+        shared = self._redis()
+        if shared is not None:
+            try:
+                return shared.closed_for(bot_id)
+            except redis.RedisError as error:
+                log.warning("budget in Redis unreadable", extra={"error": type(error).__name__})
+        return self.local.closed_for(bot_id)
+
+    def acquire(self, bot_id: str, *, max_wait: float) -> Slot:
+        """Wait for the bot's next slot, at most ``max_wait`` seconds; a refusal (BUSY or CLOSED)
+        is returned at once with the wait it would need."""
+        slot = self._reserve(bot_id, max_wait)
+        if slot.verdict is Verdict.GRANTED and slot.wait > 0:
+            self._sleep(slot.wait)
+            closed = self._closed_for(bot_id)  # a flood wait may have begun while we slept
+            if closed > 0:
+                slot = Slot(Verdict.CLOSED, _micros(closed), slot.at_us)
+        if slot.verdict is Verdict.GRANTED:
+            TELEGRAM_BUDGET_WAIT.observe(slot.wait)
+        else:
+            TELEGRAM_BUDGET_REFUSALS.labels(refusal_reason(slot)).inc()
+        return slot
+
+    def flood_wait(self, bot_id: str, retry_after: int | None) -> None:
+        """Telegram answered 429: close the bot's schedule for ``retry_after``, here and in
+        Redis (every instance), then let it recover slowly."""
+        TELEGRAM_FLOOD_WAITS.inc()
+        log.warning("telegram flood wait", extra={"bot_id": bot_id, "retry_after": retry_after})
+        wait = float(retry_after) if retry_after else DEFAULT_FLOOD_WAIT
+        self.local.penalize(bot_id, flood_wait=wait)  # kept here too, for when Redis fails
+        shared = self._redis()
+        if shared is not None:
+            try:
+                shared.penalize(bot_id, flood_wait=wait)
+            except redis.RedisError as error:
+                log.warning("budget in Redis unwritable", extra={"error": type(error).__name__})
+
+
+def _micros(seconds: float) -> int:
+    return round(seconds * MICROS)
+
+
+def refusal_reason(slot: Slot) -> str:
+    """Why a slot was refused, as the error's ``reason``: ``rate_limited`` during a flood wait,
+    ``over_budget`` when the bot's slots are taken."""
+    return "rate_limited" if slot.verdict is Verdict.CLOSED else "over_budget"
+
+
+def init_app(app: Flask, settings: Settings) -> None:
+    """The application's budget, created once before any request."""
+    app.extensions["telegive.telegram_budget"] = TelegramBudget(settings.telegram_calls_per_second)
+
+
+def telegram_budget() -> TelegramBudget:
+    """The running application's budget of Telegram calls."""
+    return current_app.extensions["telegive.telegram_budget"]
