@@ -53,6 +53,7 @@ from devtools.backends import (
     service_env,
     standin,
 )
+from services.store.postgres import STREAM_CONNECTIONS
 from utils.captcha import solve_question
 
 BOT = {"X-Service-Token": TOKENS["bot"]}
@@ -369,7 +370,10 @@ def hostile_phase(
         "db_pool_size": arguments.pool_size,
         "seeded_entries": seeded,
         # Two pools per worker (transactions, autocommit), neither with overflow.
-        "connection_bound": len(INSTANCES) * WORKERS * 2 * arguments.pool_size,
+        # Per worker: two pools of DB_POOL_SIZE and the streams' pool (services/store/postgres.py).
+        "connection_bound": len(INSTANCES)
+        * WORKERS
+        * (2 * arguments.pool_size + STREAM_CONNECTIONS),
     }
     seconds = arguments.hostile_seconds
     with ExitStack() as stack:

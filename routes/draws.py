@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from apiflask import APIBlueprint
-from flask import Response, request, stream_with_context
+from flask import request
 
 from routes.security import auth
+from routes.streaming import stream_text
 from schemas.common import error_responses
 from schemas.draws import (
     DrawDocumentOut,
@@ -124,10 +125,11 @@ def draw_document(giveaway_id: int):
 )
 @bp.auth_required(auth, roles=["read"])
 def entrants(giveaway_id: int):
-    return Response(
-        stream_with_context(draws.stream_entrants(giveaway_id)),
+    return stream_text(
+        draws.stream_entrants(giveaway_id),
         mimetype="text/plain",
-        headers={"Content-Disposition": f'inline; filename="entrants-{giveaway_id}.txt"'},
+        filename=f"entrants-{giveaway_id}.txt",
+        inline=True,
     )
 
 

@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import json
+import socket
 from collections.abc import Iterator
 from typing import Any
 
-from flask import Response, stream_with_context
+from flask import Response, request, stream_with_context
+
+# What the kernel may hold unsent for one streamed answer. Left to itself it grows to megabytes,
+# so a client that never reads would still make the service read and render that much of the
+# giveaway; with this cap a stalled reader costs a chunk or two, and a reader on the same network
+# is not slowed (a 50 ms round trip still moves 5 MB a second).
+SEND_BUFFER_BYTES = 256 * 1024
 
 
 def stream_json(head: dict[str, Any], list_key: str, chunks: Iterator[str]) -> Response:
@@ -26,13 +33,25 @@ def stream_json(head: dict[str, Any], list_key: str, chunks: Iterator[str]) -> R
             first = False
         yield "]}"
 
+    _cap_send_buffer()
     return Response(stream_with_context(generate()), mimetype="application/json")
 
 
-def stream_text(chunks: Iterator[str], *, mimetype: str, filename: str) -> Response:
-    """A streamed download."""
+def stream_text(
+    chunks: Iterator[str], *, mimetype: str, filename: str, inline: bool = False
+) -> Response:
+    """A streamed download (or, ``inline``, a streamed text to show)."""
+    _cap_send_buffer()
+    disposition = "inline" if inline else "attachment"
     return Response(
         stream_with_context(chunks),
         mimetype=mimetype,
-        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+        headers={"Content-Disposition": f'{disposition}; filename="{filename}"'},
     )
+
+
+def _cap_send_buffer() -> None:
+    """Cap the send buffer of this request's socket (gunicorn exposes it in the environ)."""
+    connection = request.environ.get("gunicorn.socket")
+    if isinstance(connection, socket.socket):
+        connection.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER_BYTES)

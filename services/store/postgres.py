@@ -27,6 +27,8 @@ LOCK_NAMESPACE = 0x7467_1E
 PAGE_CHUNK_ROWS = 5_000
 EXPORT_CHUNK_ROWS = 20_000
 ENTRANTS_CHUNK_ROWS = 200_000
+# Connections per worker for the chunks of streamed answers (see PostgresStore.streams).
+STREAM_CONNECTIONS = 2
 
 _STANDING = Prepared(
     "participant_standing",
@@ -206,7 +208,17 @@ class PostgresStore:
             pool_reset_on_return=None,  # no transaction is ever left open on these
             **engine_options,
         )
-        event.listen(engine, "engine_disposed", lambda _engine: self.autocommit.dispose())
+        # The chunks of lists, exports and entrant lists take turns on a pool of their own, a
+        # few connections a worker: a hundred clients reading whole giveaways at once then queue
+        # for these, and registrations keep their pools (and most of the database's CPU).
+        self.streams = create_engine(
+            engine.url,
+            isolation_level="AUTOCOMMIT",
+            pool_reset_on_return=None,
+            **{**engine_options, "pool_size": STREAM_CONNECTIONS, "pool_timeout": 10},
+        )
+        for extra in (self.autocommit, self.streams):
+            event.listen(engine, "engine_disposed", lambda _engine, extra=extra: extra.dispose())
 
     @contextmanager
     def read_only(self) -> Iterator[Session]:
@@ -297,6 +309,6 @@ class PostgresStore:
             after = int(chunk[:-1].rsplit("\n", 1)[-1])  # the chunk's last user id
 
     def _scalar(self, statement: Any, **parameters: Any) -> Any:
-        """One statement on a pooled autocommit connection, given back before returning."""
-        with self.autocommit.connect() as connection:
+        """One chunk's statement on a stream connection, given back before returning."""
+        with self.streams.connect() as connection:
             return connection.execute(statement, parameters).scalar()
