@@ -26,7 +26,8 @@ def register_commands(app: Flask) -> None:
     @app.cli.command("verify-draws")
     @click.option("--giveaway-id", type=int, default=None, help="Only this giveaway.")
     def verify_draws(giveaway_id: int | None) -> None:
-        """Check every draw chain: hashes, links, seeds, winners, entrant lists, winner flags."""
+        """Check every draw chain as the standalone verifier does (from the first draw, every
+        rule derived), and the stored columns, entrant lists and winner flags against it."""
         results = draws.verify_all_chains(giveaway_id)
         broken = {gid: problems for gid, problems in results.items() if problems}
         for gid, problems in sorted(broken.items()):

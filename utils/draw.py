@@ -219,6 +219,7 @@ class _History:
     """What the records so far establish: the chain's tip and who won."""
 
     def __init__(self) -> None:
+        self.first = True
         self.previous_hash = GENESIS_HASH
         self.next_commitment: str | None = None
         self.ever_won: set[int] = set()
@@ -227,7 +228,7 @@ class _History:
     def check(self, record: dict) -> list[str]:
         """Every rule of the chain the record breaks, given the records before it."""
         problems: list[str] = []
-        first = self.next_commitment is None
+        first = self.first
         if record_digest(record) != record.get("record_hash"):
             problems.append("record_hash does not match its content")
         if record["previous_hash"] != self.previous_hash:
@@ -283,7 +284,7 @@ class _History:
         ]
 
     def _positions(self, replaced: int | None, count: int) -> list[int]:
-        if self.next_commitment is None:
+        if self.first:
             return list(range(1, count + 1))
         if replaced is not None and replaced in self.current:
             return [self.current[replaced]] * count
@@ -297,8 +298,9 @@ class _History:
         for winner in record["winners"]:
             self.ever_won.add(winner["user_id"])
             self.current[winner["user_id"]] = winner["position"]
+        self.first = False
         self.previous_hash = record.get("record_hash", "")
-        self.next_commitment = record.get("next_commitment", "")
+        self.next_commitment = record.get("next_commitment")
 
 
 def _outcome_problems(record: dict, sorted_entrants: Sequence[int]) -> list[str]:

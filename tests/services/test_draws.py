@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 
 from extensions import db
 from models import DrawRecord, GiveawayState, Participant
@@ -256,3 +256,28 @@ def test_the_chain_check_passes_a_real_chain_and_finds_tampered_winner_flags(app
         db.session.commit()
         problems = draws.verify_all_chains(1)[1]
         assert problems == ["the winners marked on the entries differ from what the records say"]
+
+
+def test_the_chain_check_derives_exclusions_a_re_hashed_record_cannot_hide(app, peers):
+    """Forgery (A) of issue 13 on the stored chain: a reroll's exclusions emptied, re-hashed."""
+    peers.standard()
+    add_entries(app, 1, USERS)
+    with app.app_context():
+        draw(3)
+        reroll(add_count=2)
+        with read_only() as session:
+            forged = dict(
+                session.scalars(select(DrawRecord.record).where(DrawRecord.sequence == 2)).one(),
+                exclusions=[],
+            )
+        forged["record_hash"] = algorithm.record_digest(forged)
+        if db.engine.dialect.name == "postgresql":
+            db.session.execute(text("SET LOCAL session_replication_role = replica"))  # the trigger
+        db.session.execute(
+            update(DrawRecord)
+            .where(DrawRecord.sequence == 2)
+            .values(record=forged, record_hash=forged["record_hash"])
+        )
+        db.session.commit()
+        problems = draws.verify_all_chains(1)[1]
+    assert any(p.startswith("record 2: exclusions should be everyone who won") for p in problems)
