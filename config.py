@@ -111,7 +111,7 @@ class Settings(BaseSettings):
     metrics_require_auth: bool = True
     circuit_failures: int = Field(5, ge=1, validation_alias="UPSTREAM_CIRCUIT_FAILURES")
     circuit_cooldown: Seconds = Field(10.0, validation_alias="UPSTREAM_CIRCUIT_COOLDOWN_SECONDS")
-    telegram_calls_per_second: float = Field(20.0, gt=0, le=1000)
+    telegram_calls_per_second: float = Field(20.0, gt=0, le=100_000)
     # Well under the Bot's 10 s timeout for a registration.
     telegram_budget_wait: float = Field(
         2.0, ge=0, le=8, validation_alias="TELEGRAM_BUDGET_WAIT_SECONDS"

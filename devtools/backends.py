@@ -209,7 +209,7 @@ def service_env(
         "REQUIRE_SERVICE_AUTH": "true",
         # The stand-in's Telegram has no flood limit: every call still takes its slot of the
         # per-bot budget, but the budget is set far above any load these tools make.
-        "TELEGRAM_CALLS_PER_SECOND": "1000",
+        "TELEGRAM_CALLS_PER_SECOND": "100000",
         "LOG_LEVEL": "WARNING",
         "WEB_CONCURRENCY": "2",
         "FLASK_APP": "app:create_app",

@@ -22,7 +22,7 @@ if [ -z "${TELEGIVE_GIVEAWAY_URL:-}${TELEGIVE_CHANNEL_URL:-}${TELEGIVE_AUTH_URL:
   base="http://127.0.0.1:$STANDIN_PORT"
   export TELEGIVE_GIVEAWAY_URL=$base TELEGIVE_CHANNEL_URL=$base TELEGIVE_AUTH_URL=$base TELEGRAM_API_BASE=$base
   # The stand-in's Telegram has no flood limit (a real bot's budget: TELEGRAM_CALLS_PER_SECOND).
-  export TELEGRAM_CALLS_PER_SECOND=${TELEGRAM_CALLS_PER_SECOND:-1000}
+  export TELEGRAM_CALLS_PER_SECOND=${TELEGRAM_CALLS_PER_SECOND:-100000}
   echo "make run: no sibling URLs configured; using the DEVELOPMENT stand-in at $base"
 fi
 
