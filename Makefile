@@ -42,7 +42,7 @@ demo: $(DEPS)  ## a scripted giveaway on the defaults and the stand-in, verified
 load: $(DEPS)  ## minutes of mixed traffic on two instances, then integrity checks (private PostgreSQL/Redis)
 	$(BIN)/python devtools/load.py $(LOAD_ARGS)
 
-chaos: $(DEPS)  ## PostgreSQL and Redis stopped and restarted under load (private servers), then integrity checks
+chaos: $(DEPS)  ## PostgreSQL and Redis stopped and restarted under load, then hostile clients beside registrations on two instances (private servers), then integrity checks
 	$(BIN)/python devtools/chaos.py $(CHAOS_ARGS)
 
 FUZZ_ARGS ?= --examples 200
