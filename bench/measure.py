@@ -52,25 +52,38 @@ def reset_peak(pid: int) -> bool:
         return False
 
 
-class RssSampler:
-    """Samples a process's VmRSS every ``interval`` seconds in a thread."""
+class _Sampling:
+    """A sampler thread started and stopped with a ``with`` block; subclasses define ``_run``."""
 
-    def __init__(self, pid: int, interval: float = 0.02) -> None:
-        self.pid = pid
-        self.interval = interval
-        self.samples: list[tuple[float, int]] = []
+    def __init__(self) -> None:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
-        self._started = 0.0
 
-    def __enter__(self) -> RssSampler:
-        self._started = time.perf_counter()
+    def __enter__(self):
         self._thread.start()
         return self
 
     def __exit__(self, *exc) -> None:
         self._stop.set()
         self._thread.join()
+
+    def _run(self) -> None:
+        raise NotImplementedError
+
+
+class RssSampler(_Sampling):
+    """Samples a process's VmRSS every ``interval`` seconds in a thread."""
+
+    def __init__(self, pid: int, interval: float = 0.02) -> None:
+        self.pid = pid
+        self.interval = interval
+        self.samples: list[tuple[float, int]] = []
+        self._started = 0.0
+        super().__init__()
+
+    def __enter__(self) -> RssSampler:
+        self._started = time.perf_counter()
+        return super().__enter__()
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -178,7 +191,7 @@ def _rusage_delta(who: int, before: resource.struct_rusage) -> float:
     return round((after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), 2)
 
 
-class WaitSampler:
+class WaitSampler(_Sampling):
     """What the app's PostgreSQL sessions are doing, sampled every ``interval`` s from pg_stat_activity."""
 
     def __init__(self, application_name: str, interval: float = 0.1) -> None:
@@ -186,16 +199,7 @@ class WaitSampler:
         self.interval = interval
         self.counts: dict[str, int] = {}
         self.samples = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def __enter__(self) -> WaitSampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
+        super().__init__()
 
     def _run(self) -> None:
         conn = connect()

@@ -94,29 +94,23 @@ class Store(Protocol):
 
     def read_only(self) -> AbstractContextManager[Session]:
         """A session for short reads that leaves no transaction open when the block ends."""
-        ...
 
     def insert(self, table: Any) -> Any:
         """An INSERT construct that supports ``on_conflict_do_nothing`` / ``_do_update``."""
-        ...
 
     def standing(self, *, user_id: int, giveaway_id: int) -> Standing:
         """The user's captcha, names and entry in the giveaway, in one read."""
-        ...
 
     def enter(self, request: EntryRequest) -> EntryAttempt:
         """Insert the entry with its audit event in one transaction, if the captcha is done, a
         subscription is known and entries are open; otherwise say what was missing."""
-        ...
 
     def exclude_registrations(self, session: Session, giveaway_id: int) -> None:
         """In the transaction closing entries: wait for registrations in flight, admit none."""
-        ...
 
     def number_pending(self, giveaway_id: int, *, wait: bool, limit: int) -> int:
         """Number unnumbered entries in id order; ``wait=False`` skips a giveaway being
         numbered elsewhere. Returns how many were numbered."""
-        ...
 
     # The three streams below read each chunk in a short read of its own (a pooled connection
     # is taken and given back before the chunk is yielded), so a client that reads slowly
@@ -124,15 +118,12 @@ class Store(Protocol):
 
     def page_json(self, giveaway_id: int, after: int, last: int) -> Iterator[str]:
         """Entries numbered (after, last] as JSON objects joined by commas, chunk by chunk."""
-        ...
 
     def export_csv(self, giveaway_id: int, total: int) -> Iterator[str]:
         """Entries numbered 1..total as CSV lines (no header), chunk by chunk."""
-        ...
 
     def entrant_chunks(self, giveaway_id: int) -> Iterator[str]:
         """The published entrant list, "<user id>\\n" per entrant, ascending, chunk by chunk."""
-        ...
 
 
 def init_app(app: Flask) -> None:
