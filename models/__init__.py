@@ -4,7 +4,7 @@ other services' tables in the shared database)."""
 from models.audit import AuditEvent
 from models.base import Base
 from models.captcha import CaptchaChallenge
-from models.draw import DrawRecord
+from models.draw import DrawRecord, EntrantCommitment
 from models.membership import Membership
 from models.participant import GiveawayState, Participant, ParticipantUser
 
@@ -13,6 +13,7 @@ __all__ = [
     "Base",
     "CaptchaChallenge",
     "DrawRecord",
+    "EntrantCommitment",
     "GiveawayState",
     "Membership",
     "Participant",

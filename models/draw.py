@@ -38,3 +38,28 @@ class DrawRecord(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
     actor: Mapped[str | None] = mapped_column(String(64))
     request_id: Mapped[str | None] = mapped_column(String(128))
+
+
+class EntrantCommitment(Base):
+    """A giveaway's entrant list as committed when entries close (``telegive-draw`` v2, step 2b).
+
+    ``salt_key`` derives every entry's salt and is never published (a salt is shown only in that
+    entry's own proof); the row is created with it and then written once, with the root, the
+    count, the digest of the published list, the tree's chunk index (the first user id and the
+    root of every chunk of ``utils.draw.ARITY ** CHUNK_LEVEL`` leaves, so one proof needs one
+    chunk of the list) and the beacon round fixed at that moment. On PostgreSQL a trigger refuses
+    any change once the root is set.
+    """
+
+    __tablename__ = "participant_entrant_commitments"
+
+    giveaway_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    salt_key: Mapped[str] = mapped_column(String(64), nullable=False)
+    entrant_root: Mapped[str | None] = mapped_column(String(64))
+    entrant_count: Mapped[int | None] = mapped_column(BigInteger)
+    entrants_hash: Mapped[str | None] = mapped_column(String(64))
+    chunk_first_ids: Mapped[list[int] | None] = mapped_column(JSONDocument)
+    chunk_roots: Mapped[list[str] | None] = mapped_column(JSONDocument)
+    committed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    beacon_round: Mapped[int | None] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)

@@ -102,3 +102,10 @@ class GiveawayState(Base):
     next_commitment: Mapped[str] = mapped_column(String(64), nullable=False)
     committed_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    # The beacon round fixed for the next reroll when it was first requested, and for which
+    # request (its idempotency key and fingerprint): a retry of that request uses the same round,
+    # so the choice of round cannot move after the round is published.
+    reroll_round: Mapped[int | None] = mapped_column(BigInteger)
+    reroll_round_fixed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    reroll_round_key: Mapped[str | None] = mapped_column(String(128))
+    reroll_round_fingerprint: Mapped[str | None] = mapped_column(String(64))

@@ -10,6 +10,7 @@ from routes.streaming import stream_text
 from schemas.common import error_responses
 from schemas.draws import (
     DrawDocumentOut,
+    InclusionProofOut,
     RerollIn,
     RerollOut,
     SelectWinnersIn,
@@ -131,6 +132,20 @@ def entrants(giveaway_id: int):
         filename=f"entrants-{giveaway_id}.txt",
         inline=True,
     )
+
+
+@bp.get("/<id64:giveaway_id>/draw/proof/<id64:user_id>")
+@bp.doc(
+    summary="One entrant's proof of inclusion in the committed entrant list",
+    description="The user's leaf, salt and Merkle path to the entrant root fixed when entries "
+    "closed: it proves this user was counted and shows no one else's id. 409 before entries "
+    "close; 404 for a user who is not an entrant.",
+    responses=error_responses(400, 401, 403, 404, 409, 503),
+)
+@bp.auth_required(auth, roles=["read"])
+@bp.output(InclusionProofOut)
+def inclusion_proof(giveaway_id: int, user_id: int):
+    return draws.inclusion_proof(giveaway_id=giveaway_id, user_id=user_id)
 
 
 @bp.get("/<id64:giveaway_id>/winners")

@@ -112,6 +112,37 @@ class WinnerStatusOut(OutputModel):
     total_winners: int
 
 
+class EntrantCommitmentOut(OutputModel):
+    entrant_root: str
+    entrant_count: int
+    entrants_hash: str
+    entrants_committed_at: str
+    beacon_round: int | None = None
+
+
+class BeaconFactsOut(OutputModel):
+    chain_hash: str
+    public_key: str
+    genesis_time: int
+    period: int
+    relays: list[str]
+
+
+class InclusionProofOut(OutputModel):
+    success: bool = True
+    giveaway_id: int
+    user_id: int
+    algorithm: str
+    algorithm_version: int
+    entrant_root: str = Field(description="The committed root this proof leads to.")
+    entrant_count: int
+    entrants_committed_at: str
+    leaf_index: int = Field(description="The user's place in the committed (ascending) list.")
+    salt: str = Field(description="The user's own salt (hex); no other entry's salt is shown.")
+    leaf: str = Field(description="SHA-256(0x00 || salt || user id in decimal), hex.")
+    proof: list[str] = Field(description="The other children of each group on the way up.")
+
+
 class DrawDocumentOut(OutputModel):
     success: bool = True
     giveaway_id: int
@@ -122,5 +153,16 @@ class DrawDocumentOut(OutputModel):
     entrant_count: int
     commitment: str = Field(description="SHA-256 of the seed the next draw (or reroll) will use.")
     committed_at: str
+    entrant_commitment: EntrantCommitmentOut | None = Field(
+        default=None,
+        description="The entrant list's Merkle root and count, fixed when entries closed, and the "
+        "beacon round that fixed; null until entries close.",
+    )
+    beacon: BeaconFactsOut | None = Field(
+        default=None, description="The drand chain draws take public randomness from (null: off)."
+    )
+    next_reroll_round: dict[str, Any] | None = Field(
+        default=None, description="The beacon round fixed for a reroll requested but not done."
+    )
     draw: dict[str, Any] | None = Field(default=None, description="The latest record.")
     records: list[dict[str, Any]] | None = Field(default=None, description="The whole chain.")

@@ -26,6 +26,8 @@ class EventType(StrEnum):
     CAPTCHA_LOCKED = "captcha_locked"
     SUBSCRIPTION_REFUSED = "subscription_refused"
     COMMITMENT = "commitment"
+    ENTRANTS_COMMITTED = "entrants_committed"
+    REROLL_ROUND_FIXED = "reroll_round_fixed"
     DRAW = "draw"
     REROLL = "reroll"
     DELIVERY_UPDATE = "delivery_update"

@@ -1,24 +1,36 @@
-"""Winner selection: ``secrets``-grade, idempotent, verifiable (commit-reveal) and chained.
+"""Winner selection: ``secrets``-grade, idempotent, verifiable and steerable by no one.
 
-A draw runs in three steps so that no outgoing call happens inside a transaction:
+A draw (``telegive-draw`` v2, ``utils/draw.py``) runs in steps so that no outgoing call happens
+inside a transaction:
 
 1. close entries: take the giveaway's registration lock exclusively
    (``Store.exclude_registrations``: it waits for registrations in flight, and a registration that
    comes later finds ``closed_at`` set), then set ``closed_at`` under the state row's lock;
-2. compute, outside any transaction: read the canonical entrant list (user ids only, no ORM
-   objects), walk the seed's candidate order (``utils/draw.py``) and re-check candidates'
-   subscription with Telegram; a Telegram outage raises and nothing is recorded;
-3. record, in one transaction under the row lock again: the chained draw record, the winners'
-   flags, the skipped entrants' status, the audit event and the next seed's commitment. If another
-   instance recorded first, its draw is returned instead (the unique (giveaway, sequence)
-   constraint is the last word).
+2. commit the list: read the canonical entrant list (user ids only, no ORM objects), build the
+   Merkle tree over salted leaves and write its root, once (the first instance to write wins;
+   every instance computes the same root), with the beacon round it fixes: the first drand round
+   published after that moment;
+3. compute, outside any transaction: wait for that round, fetch it and verify its signature
+   (``services/beacon.py``; unavailable: a retryable 503, nothing recorded, the same round next
+   time), mix our committed seed with its randomness and the root, walk the candidate order and
+   re-check candidates' subscription with Telegram (an outage raises and nothing is recorded);
+4. record, in one transaction under the row lock again: the chained draw record (each winner and
+   skipped entry with its inclusion proof), the winners' flags, the skipped entrants' status, the
+   audit event and the next seed's commitment. If another instance recorded first, its draw is
+   returned instead (the unique (giveaway, sequence) constraint is the last word).
+
+A reroll fixes its own round when it is first requested (kept with its idempotency key, so a
+retry uses the same round) and otherwise follows steps 3 and 4 over the list committed in step 2.
+Chains drawn with version 1 (before the list was committed) keep version 1 for their rerolls.
 """
 
 from __future__ import annotations
 
+import bisect
 import contextvars
 import hashlib
 import json
+import secrets
 import time
 from array import array
 from collections.abc import Callable, Iterator, Sequence
@@ -34,7 +46,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from config import current_settings
-from models import DrawRecord, GiveawayState, Participant
+from models import DrawRecord, EntrantCommitment, GiveawayState, Participant
+from services import beacon
 from services.audit import EventType, record_event
 from services.clients.giveaway import get_giveaway
 from services.commitments import ensure_giveaway_state
@@ -42,7 +55,9 @@ from services.errors import (
     AlreadyDrawnDifferently,
     Conflict,
     DrawNotFound,
+    EntriesNotCommitted,
     IdempotencyKeyReused,
+    NotAnEntrant,
     NotAWinner,
     NotDrawn,
 )
@@ -51,6 +66,7 @@ from services.store import store
 from services.subscription import check_subscription
 from services.transaction import read_only, write_transaction
 from utils import draw as algorithm
+from utils import entrant_tree
 from utils.iterators import started
 from utils.metrics import DRAWS
 from utils.request_context import current_caller, current_request_id
@@ -61,6 +77,9 @@ RECHECK_PARALLELISM = 16
 # service waits 30 s for select-winners, and Telegram's answers and the record need the rest.
 RECHECK_BUDGET_WAIT_SECONDS = 20.0
 MAX_RECORD_ATTEMPTS = 3
+# How long after its publication time a beacon round may take to arrive from the relays before
+# the draw answers 503 (the round stays fixed for the retry).
+BEACON_GRACE_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -99,6 +118,19 @@ class _Seed:
 
 
 @dataclass(frozen=True)
+class _Committed:
+    """The entrant list as committed at the close, and the beacon round that fixed."""
+
+    root: str
+    count: int
+    entrants_hash: str
+    committed_at: datetime
+    beacon_round: int | None
+    salt_key: bytes
+    chunk_roots: list[str]
+
+
+@dataclass(frozen=True)
 class _Plan:
     """Everything a record needs, computed outside any transaction."""
 
@@ -117,6 +149,11 @@ class _Plan:
     recheck: bool
     idempotency_key: str | None
     fingerprint: str | None
+    version: int = 1
+    commitment: _Committed | None = None
+    randomness_fixed_at: datetime | None = None
+    beacon: dict[str, Any] | None = None
+    proofs: dict[int, entrant_tree.Proof] | None = None
 
 
 class _Stale(Exception):
@@ -133,12 +170,15 @@ def draw_winners(*, giveaway_id: int, winner_count: int) -> DrawOutcome:
         return _repeat(existing, winner_count)
     seed = _close_entries(giveaway_id)
     entrants = _load_entrants(giveaway_id)
+    committed, tree = _commit_entrants(giveaway_id, entrants)
+    randomness = _beacon(committed.beacon_round)
     recheck = current_settings().draw_recheck_subscription
     winners, skipped = _pick(
-        seed.seed,
+        algorithm.mixed_seed(seed.seed, randomness and randomness["randomness"], committed.root),
         entrants.user_ids,
         winner_count,
         _rechecker(giveaway_id, seed) if recheck else None,
+        version=2,
     )
     plan = _Plan(
         kind="draw",
@@ -156,6 +196,11 @@ def draw_winners(*, giveaway_id: int, winner_count: int) -> DrawOutcome:
         recheck=recheck,
         idempotency_key=None,
         fingerprint=None,
+        version=2,
+        commitment=committed,
+        randomness_fixed_at=committed.committed_at,
+        beacon=randomness,
+        proofs=_proofs(entrants, committed, winners, skipped, tree),
     )
     try:
         return _record(giveaway_id, plan)
@@ -209,6 +254,7 @@ def draw_document(giveaway_id: int) -> dict[str, Any]:
             .where(DrawRecord.giveaway_id == giveaway_id)
             .order_by(DrawRecord.sequence)
         ).all()
+        committed = session.get(EntrantCommitment, giveaway_id)
     if state is None:
         raise DrawNotFound(details={"giveaway_id": giveaway_id})
     document: dict[str, Any] = {
@@ -220,11 +266,79 @@ def draw_document(giveaway_id: int) -> dict[str, Any]:
         "entrant_count": entrant_count,
         "commitment": state.next_commitment,
         "committed_at": isoformat(state.committed_at),
+        "entrant_commitment": None,
+        "beacon": _beacon_facts(),
     }
+    if committed is not None and committed.entrant_root is not None:
+        document["entrant_commitment"] = {
+            "entrant_root": committed.entrant_root,
+            "entrant_count": committed.entrant_count,
+            "entrants_hash": committed.entrants_hash,
+            "entrants_committed_at": isoformat(committed.committed_at),
+            "beacon_round": committed.beacon_round,
+        }
+    if state.reroll_round_fixed_at is not None:
+        document["next_reroll_round"] = {
+            "beacon_round": state.reroll_round,
+            "randomness_fixed_at": isoformat(state.reroll_round_fixed_at),
+        }
     if records:
         document["draw"] = records[-1]
         document["records"] = list(records)
     return document
+
+
+def _beacon_facts() -> dict[str, Any] | None:
+    """The public randomness new draws use: the drand chain and its relays (None when off)."""
+    if not beacon.enabled():
+        return None
+    chain = beacon.chain()
+    return {
+        "chain_hash": chain.hash,
+        "public_key": chain.public_key,
+        "genesis_time": chain.genesis_time,
+        "period": chain.period,
+        "relays": list(current_settings().drand_urls),
+    }
+
+
+def inclusion_proof(*, giveaway_id: int, user_id: int) -> dict[str, Any]:
+    """One entrant's proof that they are in the committed list: their leaf's salt and place and
+    the path to the root, and nothing about anyone else."""
+    row = _commitment_row(giveaway_id)
+    if row is None or row.entrant_root is None:
+        raise EntriesNotCommitted(details={"giveaway_id": giveaway_id})
+    chunk = entrant_tree.chunk_of(row.chunk_first_ids, user_id)
+    proof = None
+    if chunk >= 0:
+        with read_only() as session:
+            chunk_ids = session.scalars(
+                select(Participant.user_id)
+                .where(
+                    Participant.giveaway_id == giveaway_id,
+                    Participant.user_id >= row.chunk_first_ids[chunk],
+                )
+                .order_by(Participant.user_id)
+                .limit(entrant_tree.CHUNK)
+            ).all()
+        proof = entrant_tree.proof_in_chunk(
+            bytes.fromhex(row.salt_key), chunk, chunk_ids, row.chunk_roots, user_id
+        )
+    if proof is None:
+        raise NotAnEntrant(details={"giveaway_id": giveaway_id, "user_id": user_id})
+    return {
+        "giveaway_id": giveaway_id,
+        "user_id": user_id,
+        "algorithm": algorithm.ALGORITHM,
+        "algorithm_version": algorithm.ALGORITHM_VERSION,
+        "entrant_root": row.entrant_root,
+        "entrant_count": row.entrant_count,
+        "entrants_committed_at": isoformat(row.committed_at),
+        "leaf_index": proof.leaf_index,
+        "salt": proof.salt,
+        "leaf": algorithm.leaf_hash(bytes.fromhex(proof.salt), user_id).hex(),
+        "proof": proof.path,
+    }
 
 
 def stream_entrants(giveaway_id: int) -> Iterator[str]:
@@ -360,7 +474,7 @@ Recheck = Callable[[list[int]], dict[int, str]]
 
 
 def _pick(
-    seed: str, eligible: Sequence[int], count: int, recheck: Recheck | None
+    seed: str, eligible: Sequence[int], count: int, recheck: Recheck | None, *, version: int
 ) -> tuple[list[int], list[dict[str, Any]]]:
     """Walk the seed's candidate order; candidates the re-check refuses are skipped, in order.
 
@@ -368,7 +482,7 @@ def _pick(
     (some will have left), so a few skips do not cost another round trip to Telegram. Verdicts on
     candidates beyond the last winner are not used: the result depends only on the order.
     """
-    order = algorithm.candidate_order(seed, len(eligible))
+    order = algorithm.candidate_order(seed, len(eligible), version)
     winners: list[int] = []
     skipped: list[dict[str, Any]] = []
     while len(winners) < count:
@@ -431,31 +545,43 @@ def _plan_reroll(
     fingerprint: str,
 ) -> _Plan:
     with read_only() as session:
-        last = session.scalars(
+        past = session.scalars(
             select(DrawRecord)
             .where(DrawRecord.giveaway_id == giveaway_id)
-            .order_by(DrawRecord.sequence.desc())
-            .limit(1)
-        ).one_or_none()
-        if last is None:
-            raise NotDrawn(details={"giveaway_id": giveaway_id})
-        past = session.scalars(
-            select(DrawRecord.record).where(DrawRecord.giveaway_id == giveaway_id)
+            .order_by(DrawRecord.sequence)
         ).all()
+        if not past:
+            raise NotDrawn(details={"giveaway_id": giveaway_id})
         current = _winners(session, giveaway_id)
-        state = session.get(GiveawayState, giveaway_id)
+    last = past[-1]
     positions = {winner.user_id: winner.position for winner in current}
     if replace_user_id is not None and replace_user_id not in positions:
         raise NotAWinner(details={"user_id": replace_user_id})
-    ever_won = {w["user_id"] for record in past for w in record["winners"]}
+    ever_won = {w["user_id"] for row in past for w in row.record["winners"]}
     exclusions = sorted(ever_won | set(positions))
     count = 1 if replace_user_id is not None else int(add_count or 0)
-    seed = _seed_of(state)
+    version = past[0].record["algorithm_version"]
     entrants = _load_entrants(giveaway_id)
     recheck = current_settings().draw_recheck_subscription
     eligible = algorithm.eligible_list(entrants.user_ids, exclusions)
+    committed = fixed_at = randomness = None
+    if version == 2:
+        committed = _stored_commitment(giveaway_id, entrants)
+        fixed_at, beacon_round = _reserve_round(giveaway_id, idempotency_key, fingerprint)
+        randomness = _beacon(beacon_round)
+    with read_only() as session:
+        seed = _seed_of(session.get(GiveawayState, giveaway_id))
+    order_seed = seed.seed
+    if committed is not None:
+        order_seed = algorithm.mixed_seed(
+            seed.seed, randomness and randomness["randomness"], committed.root
+        )
     winners, skipped = _pick(
-        seed.seed, eligible, count, _rechecker(giveaway_id, seed) if recheck else None
+        order_seed,
+        eligible,
+        count,
+        _rechecker(giveaway_id, seed) if recheck else None,
+        version=version,
     )
     if replace_user_id is not None:
         numbered = [(positions[replace_user_id], user_id) for user_id in winners]
@@ -478,7 +604,173 @@ def _plan_reroll(
         recheck=recheck,
         idempotency_key=idempotency_key,
         fingerprint=fingerprint,
+        version=version,
+        commitment=committed,
+        randomness_fixed_at=fixed_at,
+        beacon=randomness,
+        proofs=None if committed is None else _proofs(entrants, committed, winners, skipped),
     )
+
+
+# --- the committed list and the beacon ------------------------------------------------------------
+
+
+def _commit_entrants(
+    giveaway_id: int, entrants: _Entrants
+) -> tuple[_Committed, entrant_tree.EntrantTree | None]:
+    """The list's commitment, written now if no instance wrote it yet (with the beacon round it
+    fixes), and the tree when this call built it."""
+    now = utcnow()
+    with write_transaction() as session:
+        session.execute(
+            store()
+            .insert(EntrantCommitment)
+            .values(giveaway_id=giveaway_id, salt_key=secrets.token_hex(32), created_at=now)
+            .on_conflict_do_nothing(index_elements=["giveaway_id"])
+        )
+    row = _commitment_row(giveaway_id)
+    if row.entrant_root is not None:
+        return _checked(row, entrants), None
+    tree = entrant_tree.build_tree(entrants.user_ids, bytes.fromhex(row.salt_key))
+    committed_at = utcnow()
+    beacon_round = (
+        beacon.chain().first_round_after(committed_at.timestamp()) if beacon.enabled() else None
+    )
+    with write_transaction() as session:
+        written = session.execute(
+            update(EntrantCommitment)
+            .where(
+                EntrantCommitment.giveaway_id == giveaway_id,
+                EntrantCommitment.entrant_root.is_(None),
+            )
+            .values(
+                entrant_root=tree.root,
+                entrant_count=tree.count,
+                entrants_hash=entrants.digest,
+                chunk_first_ids=tree.chunk_first_ids,
+                chunk_roots=tree.chunk_roots,
+                committed_at=committed_at,
+                beacon_round=beacon_round,
+            )
+        ).rowcount
+        if written:
+            record_event(
+                session,
+                EventType.ENTRANTS_COMMITTED,
+                giveaway_id=giveaway_id,
+                facts={
+                    "entrant_root": tree.root,
+                    "entrant_count": tree.count,
+                    "beacon_round": beacon_round,
+                },
+                occurred_at=committed_at,
+            )
+    if not written:  # another instance committed meanwhile: the same list, the same key
+        return _checked(_commitment_row(giveaway_id), entrants), None
+    return _checked(_commitment_row(giveaway_id), entrants), tree
+
+
+def _commitment_row(giveaway_id: int) -> EntrantCommitment:
+    with read_only() as session:
+        return session.get(EntrantCommitment, giveaway_id, populate_existing=True)
+
+
+def _stored_commitment(giveaway_id: int, entrants: _Entrants) -> _Committed:
+    row = _commitment_row(giveaway_id)
+    if row is None or row.entrant_root is None:
+        raise EntriesNotCommitted(details={"giveaway_id": giveaway_id})
+    return _checked(row, entrants)
+
+
+def _checked(row: EntrantCommitment, entrants: _Entrants) -> _Committed:
+    """The stored commitment, after making sure the list read now is the list it committed."""
+    if row.entrants_hash != entrants.digest or row.entrant_count != len(entrants.user_ids):
+        raise Conflict(
+            "The entrant list differs from the list committed at the close.",
+            details={"giveaway_id": row.giveaway_id},
+        )
+    return _Committed(
+        root=row.entrant_root,
+        count=row.entrant_count,
+        entrants_hash=row.entrants_hash,
+        committed_at=row.committed_at,
+        beacon_round=row.beacon_round,
+        salt_key=bytes.fromhex(row.salt_key),
+        chunk_roots=list(row.chunk_roots or []),
+    )
+
+
+def _reserve_round(giveaway_id: int, key: str, fingerprint: str) -> tuple[datetime, int | None]:
+    """The moment and beacon round fixed for this reroll request: fixed at its first attempt and
+    reused by its retries; a new request replaces an abandoned reservation, in the audit log."""
+    with write_transaction() as session:
+        state = _lock_state(session, giveaway_id)
+        if state.reroll_round_key == key:
+            if state.reroll_round_fingerprint != fingerprint:
+                raise IdempotencyKeyReused(details={"idempotency_key": key})
+            return state.reroll_round_fixed_at, state.reroll_round
+        now = utcnow()
+        beacon_round = (
+            beacon.chain().first_round_after(now.timestamp()) if beacon.enabled() else None
+        )
+        record_event(
+            session,
+            EventType.REROLL_ROUND_FIXED,
+            giveaway_id=giveaway_id,
+            facts={
+                "beacon_round": beacon_round,
+                "idempotency_key": key,
+                "abandoned_round": state.reroll_round,
+                "abandoned_key": state.reroll_round_key,
+            },
+            occurred_at=now,
+        )
+        state.reroll_round = beacon_round
+        state.reroll_round_fixed_at = now
+        state.reroll_round_key = key
+        state.reroll_round_fingerprint = fingerprint
+        return now, beacon_round
+
+
+def _beacon(beacon_round: int | None) -> dict[str, Any] | None:
+    """The fixed round's verified beacon, or None when draws use no public randomness (a round
+    fixed while DRAW_BEACON=off)."""
+    if beacon_round is None:
+        return None
+    publish_in = beacon.chain().time_of(beacon_round) - beacon.clock.time()
+    deadline = beacon.clock.monotonic() + max(0.0, publish_in) + BEACON_GRACE_SECONDS
+    return beacon.fetch_round(beacon_round, deadline=deadline).as_record()
+
+
+def _proofs(
+    entrants: _Entrants,
+    committed: _Committed,
+    winners: Sequence[int],
+    skipped: Sequence[dict[str, Any]],
+    tree: entrant_tree.EntrantTree | None = None,
+) -> dict[int, entrant_tree.Proof]:
+    """The inclusion proof of every winner and skipped entry: from the tree when this draw built
+    it, else from each one's chunk of the list and the stored chunk roots."""
+    proofs: dict[int, entrant_tree.Proof] = {}
+    users = list(winners) + [entry["user_id"] for entry in skipped]
+    for user_id in users:
+        index = bisect.bisect_left(entrants.user_ids, user_id)
+        if tree is not None:
+            proofs[user_id] = tree.proof(index)
+            continue
+        chunk = index // entrant_tree.CHUNK
+        start = chunk * entrant_tree.CHUNK
+        proof = entrant_tree.proof_in_chunk(
+            committed.salt_key,
+            chunk,
+            entrants.user_ids[start : start + entrant_tree.CHUNK],
+            committed.chunk_roots,
+            user_id,
+        )
+        if proof is None:  # a candidate is an entrant by construction
+            raise RuntimeError(f"user {user_id} is missing from the committed list")
+        proofs[user_id] = proof
+    return proofs
 
 
 def _record(giveaway_id: int, plan: _Plan) -> DrawOutcome:
@@ -511,6 +803,8 @@ def _record(giveaway_id: int, plan: _Plan) -> DrawOutcome:
                 )
             )
             _apply_winners(session, giveaway_id, plan, now)
+            state.reroll_round = state.reroll_round_fixed_at = None
+            state.reroll_round_key = state.reroll_round_fingerprint = None
             state.next_seed = next_seed
             state.next_commitment = record["next_commitment"]
             state.committed_at = now
@@ -548,7 +842,7 @@ def _document(giveaway_id: int, plan: _Plan, now: datetime, next_commitment: str
         "sequence": plan.after_sequence + 1,
         "kind": plan.kind,
         "algorithm": algorithm.ALGORITHM,
-        "algorithm_version": algorithm.ALGORITHM_VERSION,
+        "algorithm_version": plan.version,
         "commitment": plan.seed.commitment,
         "committed_at": isoformat(plan.seed.committed_at),
         "seed": plan.seed.seed,
@@ -568,8 +862,23 @@ def _document(giveaway_id: int, plan: _Plan, now: datetime, next_commitment: str
         "previous_hash": plan.previous_hash,
         "drawn_at": isoformat(now),
     }
+    if plan.version == 2:
+        record.update(
+            entrant_root=plan.commitment.root,
+            entrants_committed_at=isoformat(plan.commitment.committed_at),
+            randomness_fixed_at=isoformat(plan.randomness_fixed_at),
+            beacon=plan.beacon,
+            winners=[_proven(entry, plan.proofs) for entry in record["winners"]],
+            skipped=[_proven(entry, plan.proofs) for entry in record["skipped"]],
+        )
     record["record_hash"] = algorithm.record_digest(record)
     return record
+
+
+def _proven(entry: dict[str, Any], proofs: dict[int, entrant_tree.Proof]) -> dict[str, Any]:
+    """A winner or skipped entry with its place in the committed list and its proof."""
+    proof = proofs[entry["user_id"]]
+    return {**entry, "leaf_index": proof.leaf_index, "salt": proof.salt, "proof": proof.path}
 
 
 def _apply_winners(session: Session, giveaway_id: int, plan: _Plan, now: datetime) -> None:
@@ -660,7 +969,7 @@ def _verify_giveaway(giveaway_id: int) -> list[str]:
         flagged = {winner.user_id: winner.position for winner in _winners(session, giveaway_id)}
     records = [row.record for row in rows]
     entrants = _load_entrants(giveaway_id).user_ids
-    problems = algorithm.verify_draw(records, entrants)
+    problems = algorithm.verify_draw(records, entrants, chains=[beacon.chain()])
     for row in rows:
         if row.record_hash != row.record.get("record_hash") or row.previous_hash != row.record.get(
             "previous_hash"

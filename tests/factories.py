@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import insert, select, update
 
+from devtools import drand_chain
 from extensions import db
-from models import GiveawayState, Participant, ParticipantUser
+from models import EntrantCommitment, GiveawayState, Participant, ParticipantUser
+from services import draws
 from services.commitments import ensure_giveaway_state
+from utils import draw
+from utils.drand import randomness_of
+from utils.entrant_tree import build_tree
 from utils.timeutil import utcnow
 
 
@@ -67,3 +72,41 @@ def complete_captcha(app, user_ids) -> None:
             [{"user_id": u, "captcha_completed_at": now, "created_at": now} for u in user_ids],
         )
         db.session.commit()
+
+
+# --- draws whose inputs the test fixes ----------------------------------------------------------
+
+SALT_KEY = "5a" * 32
+CLOSED_AT = datetime(2026, 11, 1, 12, 0, 0, 500_000, tzinfo=UTC)
+
+
+class ForeseenDraw:
+    """A draw whose every input the test knows in advance — the salt key, the moment entries
+    close (so the beacon round) and the test chain's signature of that round — so the test can
+    say who must win before asking. Only a test can: the real chain's next signature is unknown
+    to everyone, the service included."""
+
+    def __init__(self, app, monkeypatch, giveaway_id: int = 1) -> None:
+        self.app = app
+        self.giveaway_id = giveaway_id
+        monkeypatch.setattr(draws, "utcnow", lambda: CLOSED_AT)
+        with app.app_context():
+            ensure_giveaway_state(giveaway_id)
+            db.session.execute(
+                insert(EntrantCommitment).values(
+                    giveaway_id=giveaway_id, salt_key=SALT_KEY, created_at=CLOSED_AT
+                )
+            )
+            db.session.commit()
+
+    def winners(self, entrants, count: int, left=()) -> tuple[list[int], list[int]]:
+        """The winners and the skipped users the draw of ``count`` must give, ``left`` being
+        those Telegram says left the channel (for the first draw, before it is made)."""
+        with self.app.app_context():
+            seed = db.session.get(GiveawayState, self.giveaway_id).next_seed
+        ordered = sorted(entrants)
+        root = build_tree(ordered, bytes.fromhex(SALT_KEY)).root
+        beacon_round = drand_chain.DEV_CHAIN.first_round_after(CLOSED_AT.timestamp())
+        randomness = randomness_of(drand_chain.sign(beacon_round))
+        mixed = draw.mixed_seed(seed, randomness, root)
+        return draw.select_winners(mixed, ordered, count, left, version=2)

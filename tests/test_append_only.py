@@ -1,5 +1,6 @@
 """The audit log and the draw records are append-only in PostgreSQL itself: no UPDATE, DELETE
-or TRUNCATE gets past the database, whoever sends it."""
+or TRUNCATE gets past the database, whoever sends it (nor past a committed entrant list:
+tests/routes/test_draw_trust.py)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ from tests.factories import add_entries
 
 pytestmark = pytest.mark.postgres
 APPEND_ONLY = {"participant_audit_events": AuditEvent, "participant_draws": DrawRecord}
+# Revision 0007 guards the committed entrant lists against TRUNCATE too.
+TRUNCATE_GUARDED = {*APPEND_ONLY, "participant_entrant_commitments"}
 
 
 @pytest.fixture
@@ -67,10 +70,13 @@ def test_the_truncate_guard_comes_and_goes_with_its_migration(app):
         )
 
     with app.app_context():
+        assert guarded() == TRUNCATE_GUARDED
+        db.session.remove()
+        downgrade(directory=str(MIGRATIONS_DIR), revision="0006")
         assert guarded() == set(APPEND_ONLY)
         db.session.remove()
         downgrade(directory=str(MIGRATIONS_DIR), revision="0005")
         assert guarded() == set()
         db.session.remove()
         upgrade(directory=str(MIGRATIONS_DIR))
-        assert guarded() == set(APPEND_ONLY)
+        assert guarded() == TRUNCATE_GUARDED

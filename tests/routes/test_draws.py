@@ -11,10 +11,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select, text
 
+from devtools import drand_chain
 from extensions import db
 from models import DrawRecord, Participant
 from tests.conftest import BOT, GIVEAWAY, TELEGRAM_URL
-from tests.factories import add_entries
+from tests.factories import ForeseenDraw, add_entries
 from utils import draw as algorithm
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -164,8 +165,11 @@ def test_no_entry_is_accepted_after_the_draw(app, client, peers):
 
 
 @pytest.mark.parametrize("entered", ["directly", "by_registration"])
-def test_a_winner_who_left_is_skipped_and_the_next_takes_the_place(app, client, peers, entered):
+def test_a_winner_who_left_is_skipped_and_the_next_takes_the_place(
+    app, client, peers, entered, monkeypatch
+):
     peers.standard(1, 2)
+    foreseen = ForeseenDraw(app, monkeypatch)
     if entered == "directly":
         add_entries(app, 1, USERS)
     else:  # each registration hears "member" and remembers it: the draw must ask again anyway
@@ -177,17 +181,13 @@ def test_a_winner_who_left_is_skipped_and_the_next_takes_the_place(app, client, 
                 headers=BOT,
             )
             assert response.status_code == 201
-    with app.app_context():
-        state_seed = db.session.execute(
-            text("SELECT next_seed FROM participant_giveaways WHERE giveaway_id = 1")
-        ).scalar()
-    expected, _ = algorithm.select_winners(state_seed, USERS, 3)
+    expected, _ = foreseen.winners(USERS, 3)
     peers.members[expected[0]] = "left"
     body = select_winners(client, count=3).get_json()
     assert expected[0] not in winner_ids(body)
     assert winner_ids(body)[:2] == expected[1:]
-    assert body["skipped"] == [
-        {"user_id": expected[0], "reason": "not_subscribed", "status": "left"}
+    assert [(s["user_id"], s["reason"], s["status"]) for s in body["skipped"]] == [
+        (expected[0], "not_subscribed", "left")
     ]
     assert algorithm.verify_record(body["draw"], sorted(USERS)) == []
     stats = client.get(f"/api/participants/winner-status/{expected[0]}/1", headers=BOT).get_json()
@@ -391,7 +391,8 @@ def test_the_chain_check_finds_a_modified_record(app, client, peers):
     with app.app_context():
         if db.engine.dialect.name == "postgresql":
             db.session.execute(text("SET session_replication_role = replica"))  # bypass the trigger
-        record = dict(first["draw"], winners=[{"position": 1, "user_id": USERS[-1]}])
+        forged_winner = {**first["draw"]["winners"][0], "user_id": USERS[-1]}
+        record = dict(first["draw"], winners=[forged_winner])
         db.session.execute(
             text("UPDATE participant_draws SET record = :record WHERE sequence = 1"),
             {"record": json.dumps(record)},
@@ -420,6 +421,8 @@ def test_the_database_refuses_to_change_a_draw_record(app, client, peers):
 def test_a_participant_can_verify_a_real_draw_with_the_standalone_script(
     app, client, peers, tmp_path
 ):
+    """From the published document alone (the proofs in the records) and with the entrant list;
+    the beacon's signature checked against the chain's facts (the test chain is not quicknet)."""
     peers.standard()
     add_entries(app, 1, USERS)
     first = select_winners(client).get_json()
@@ -428,21 +431,27 @@ def test_a_participant_can_verify_a_real_draw_with_the_standalone_script(
     (tmp_path / "entrants.txt").write_bytes(
         client.get("/api/participants/1/draw/entrants", headers=GIVEAWAY).get_data()
     )
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-I",
-            str(ROOT / "utils" / "draw.py"),
-            "verify",
-            "--record",
-            "draw.json",
-            "--entrants",
-            "entrants.txt",
-        ],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        check=False,
+    (tmp_path / "chain.json").write_text(json.dumps(drand_chain.info()))
+
+    def run(*arguments: str) -> subprocess.CompletedProcess:
+        script = ROOT / "utils" / "draw.py"
+        return subprocess.run(
+            [sys.executable, str(script), "verify", "--record", "draw.json", *arguments],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+
+    with_list = run("--entrants", "entrants.txt", "--chain", "chain.json")
+    assert with_list.returncode == 0, with_list.stdout + with_list.stderr
+    assert "VERIFIED: 2 record(s) follow from the seed(s) and 20 entrants" in with_list.stdout
+    from_root = run("--chain", "chain.json")
+    assert from_root.returncode == 0, from_root.stdout + from_root.stderr
+    assert "VERIFIED: 2 record(s) follow from the seed(s) and the committed entrant root" in (
+        from_root.stdout
     )
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "VERIFIED: 2 record(s)" in result.stdout
+    unknown_chain = run()
+    assert unknown_chain.returncode == 3
+    assert "NOT FULLY VERIFIED" in unknown_chain.stdout
+    assert "is unknown here (give its public facts with --chain)" in unknown_chain.stdout

@@ -22,6 +22,7 @@ SCOPES = {
     ("POST", "/api/participants/{giveaway_id}/commitment"): "draw",
     ("GET", "/api/participants/{giveaway_id}/draw"): "read",
     ("GET", "/api/participants/{giveaway_id}/draw/entrants"): "read",
+    ("GET", "/api/participants/{giveaway_id}/draw/proof/{user_id}"): "read",
     ("GET", "/api/participants/{giveaway_id}/winners"): "read",
     ("GET", "/api/participants/winner-status/{user_id}/{giveaway_id}"): "read",
     ("GET", "/api/participants/{giveaway_id}"): "read",

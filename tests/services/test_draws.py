@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import func, select, text, update
 
 from extensions import db
-from models import DrawRecord, GiveawayState, Participant
+from models import DrawRecord, Participant
 from services import draws, registration
 from services.errors import (
     AlreadyDrawnDifferently,
@@ -20,7 +20,8 @@ from services.errors import (
     SubscriptionCheckUnavailable,
 )
 from services.transaction import read_only
-from tests.factories import add_entries, complete_captcha
+from tests.conftest import DRAND_CHAIN
+from tests.factories import ForeseenDraw, add_entries, complete_captcha
 from utils import draw as algorithm
 
 USERS = [1_000_000_000 + i for i in range(1, 21)]
@@ -63,11 +64,17 @@ def test_the_draw_reveals_the_committed_seed_and_its_winners_follow_from_it(app,
         outcome = draw(4)
         record = outcome.record
         assert hashlib.sha256(bytes.fromhex(record["seed"])).hexdigest() == before["commitment"]
-        expected, _ = algorithm.select_winners(record["seed"], sorted(USERS), 4)
+        expected, _ = algorithm.select_winners(
+            algorithm.draw_seed(record), sorted(USERS), 4, version=2
+        )
         assert user_ids(outcome.current_winners) == expected
         assert [winner.position for winner in outcome.current_winners] == [1, 2, 3, 4]
         assert algorithm.verify_record(record, sorted(USERS)) == []
         after = draws.draw_document(1)
+        # The round the close fixed, published before the draw, is the one the record used.
+        assert record["beacon"]["round"] == after["entrant_commitment"]["beacon_round"]
+        assert record["entrant_root"] == after["entrant_commitment"]["entrant_root"]
+        assert algorithm.check_draw([record], None, [DRAND_CHAIN]).problems == []
         assert after["entries_closed"] is True
         assert after["records"] == [record]
         assert after["commitment"] == record["next_commitment"] != before["commitment"]
@@ -97,19 +104,20 @@ def test_fewer_entrants_than_prizes_all_win_and_the_rest_is_unclaimed(app, peers
         assert outcome.record["unclaimed_count"] == 3
 
 
-def test_a_winner_who_left_is_skipped_and_marked_and_the_next_candidate_wins(app, peers):
+def test_a_winner_who_left_is_skipped_and_marked_and_the_next_candidate_wins(
+    app, peers, monkeypatch
+):
     peers.standard()
+    foreseen = ForeseenDraw(app, monkeypatch)
     add_entries(app, 1, USERS)
     with app.app_context():
-        with read_only() as session:
-            seed = session.get(GiveawayState, 1).next_seed
-        expected, _ = algorithm.select_winners(seed, sorted(USERS), 3)
+        expected, _ = foreseen.winners(USERS, 3)
         peers.members[expected[0]] = "left"
         outcome = draw(3)
         assert user_ids(outcome.current_winners)[:2] == expected[1:]
         assert expected[0] not in user_ids(outcome.current_winners)
-        assert outcome.record["skipped"] == [
-            {"user_id": expected[0], "reason": "not_subscribed", "status": "left"}
+        assert [(s["user_id"], s["reason"], s["status"]) for s in outcome.record["skipped"]] == [
+            (expected[0], "not_subscribed", "left")
         ]
         status = draws.winner_status(user_id=expected[0], giveaway_id=1)
         assert status.participated is True and status.is_winner is False

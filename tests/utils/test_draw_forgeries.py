@@ -10,7 +10,7 @@ from itertools import combinations
 
 import pytest
 
-from tests.utils.chains import build_chain, edited, redraw, rehash
+from tests.utils.chains import build_chain, edited, redraw, rehash, tree_of
 from utils import draw
 
 ENTRANTS = sorted(
@@ -19,7 +19,7 @@ ENTRANTS = sorted(
 REFUSED = set(ENTRANTS[::37])  # the re-check turns these away, so the records carry skips
 
 
-SEED_LABEL = "forgery-3"  # seeds under which forgery (A) re-picks three earlier winners
+SEED_LABEL = "forgery-v2-0"  # seeds under which forgery (A) re-picks earlier winners
 
 
 @pytest.fixture(scope="module")
@@ -139,3 +139,120 @@ def steer(record: dict, genuine_draw: dict) -> int:
             if friend in winners(record):
                 return friend
     raise AssertionError("no pair of exclusions steers the draw")
+
+
+# --- version 2: the committed list -----------------------------------------------------------------
+
+
+def verify_from_root(tmp_path, capsys, document, *extra: str) -> tuple[int, str]:
+    """The standalone verifier without the entrant list: from the records' proofs alone."""
+    (tmp_path / "draw.json").write_text(json.dumps(document))
+    code = draw.main(["verify", "--record", str(tmp_path / "draw.json"), *extra])
+    return code, capsys.readouterr().out
+
+
+def test_the_genuine_chain_verifies_from_its_root_alone(genuine, tmp_path, capsys):
+    code, out = verify_from_root(tmp_path, capsys, {"records": genuine})
+    assert code == 0, out
+    assert "VERIFIED: 3 record(s) follow from the seed(s) and the committed entrant root" in out
+    assert "note: record 1: no public randomness was used" in out
+
+
+def test_a_winner_who_never_entered_is_refused(genuine, tmp_path, capsys):
+    """(E) An id that is not in the committed list put in a winner's place, with the proof of the
+    winner it replaces: the proof no longer leads to the root."""
+    forged = edited(genuine)
+    outsider = max(ENTRANTS) + 1
+    winner = forged[0]["winners"][0]
+    winner["user_id"] = outsider
+    rehash(forged)
+    code, out = verify_from_root(tmp_path, capsys, {"records": forged})
+    assert code == 1
+    assert f"record 1: the proof of winner {outsider} at leaf {winner['leaf_index']}" in out
+
+
+def test_a_skip_dropped_from_a_record_is_refused(genuine, tmp_path, capsys):
+    """(F) A user the re-check turned away removed from the record, so that the record hides
+    that a candidate before the last winner was passed over."""
+    forged = edited(genuine)
+    record = next(r for r in forged if r["skipped"])
+    dropped = record["skipped"].pop(0)
+    rehash(forged)
+    code, out = verify_from_root(tmp_path, capsys, {"records": forged})
+    assert code == 1
+    assert (
+        f"the candidate at leaf {dropped['leaf_index']} is neither a winner nor a skipped entry"
+        in out
+    )
+
+
+def test_a_list_re_committed_after_the_draw_is_refused_by_a_witness(genuine, tmp_path, capsys):
+    """(G) The operator adds an entrant after the fact and rebuilds the whole chain over the new
+    list (root, winners, proofs, hashes): it agrees with itself, and with the root alone it would
+    verify; the published entrant list, or the root a witness kept from the close, refuses it."""
+    padded = sorted([*ENTRANTS, max(ENTRANTS) + 7])
+    forged = build_chain(padded, [("draw", 20)], refused=REFUSED, seed_label=SEED_LABEL)
+    assert forged[0]["entrant_root"] != genuine[0]["entrant_root"]
+    assert verify_from_root(tmp_path, capsys, {"records": forged})[0] == 0
+
+    code, out = verify(tmp_path, capsys, {"records": forged})
+    assert code == 1
+    assert "entrants_hash differs" in out
+    code, out = verify_from_root(
+        tmp_path, capsys, {"records": forged}, "--root", genuine[0]["entrant_root"]
+    )
+    assert code == 1
+    assert "record 1: entrant_root is not the root published when entries closed" in out
+
+
+def test_a_record_with_another_root_than_the_first_is_refused(genuine, tmp_path, capsys):
+    forged = edited(genuine)
+    forged[2]["entrant_root"] = "ab" * 32
+    rehash(forged)
+    code, out = verify_from_root(tmp_path, capsys, {"records": forged})
+    assert code == 1
+    assert "record 3: entrant_root differs from the first draw's: the list was fixed" in out
+
+
+def test_randomness_fixed_before_the_list_was_committed_is_refused(genuine, tmp_path, capsys):
+    forged = edited(genuine)
+    forged[0]["randomness_fixed_at"] = "2025-12-31T23:00:00+00:00"
+    rehash(forged)
+    code, out = verify_from_root(tmp_path, capsys, {"records": forged})
+    assert code == 1
+    assert "a first draw's randomness is fixed when the list is committed" in out
+    assert "the randomness was fixed before the seed was committed to" in out
+
+
+def test_a_participant_checks_their_own_proof(genuine, tmp_path, capsys):
+    """verify-proof: an entrant's proof holds against the draw's root; another id with that
+    proof, or a proof against another draw's root, does not."""
+    tree = tree_of(tuple(ENTRANTS))
+    index = 123
+    proof = tree.proof(index)
+    document = {
+        "user_id": ENTRANTS[index],
+        "entrant_root": tree.root,
+        "entrant_count": len(ENTRANTS),
+        "leaf_index": proof.leaf_index,
+        "salt": proof.salt,
+        "proof": proof.path,
+    }
+    (tmp_path / "draw.json").write_text(json.dumps({"records": genuine}))
+
+    def check(doc) -> tuple[int, str]:
+        (tmp_path / "proof.json").write_text(json.dumps(doc))
+        args = ["verify-proof", "--proof", str(tmp_path / "proof.json")]
+        code = draw.main([*args, "--record", str(tmp_path / "draw.json")])
+        return code, capsys.readouterr().out
+
+    code, out = check(document)
+    assert code == 0, out
+    assert f"VERIFIED: user {ENTRANTS[index]} was counted" in out
+    code, out = check({**document, "user_id": ENTRANTS[index] + 1})
+    assert code == 1
+    assert "the proof does not lead from the user's leaf to entrant_root" in out
+    other = tree_of(tuple(ENTRANTS[:-1]))
+    code, out = check({**document, "entrant_root": other.root, "entrant_count": len(ENTRANTS) - 1})
+    assert code == 1
+    assert "record 1 commits to another root" in out
