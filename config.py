@@ -27,6 +27,8 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, EnvSettingsSource, NoDecode, SettingsConfigDict
 
+from utils.drand import QUICKNET, Chain, bls_available
+
 BASE_DIR = Path(__file__).resolve().parent
 DEFAULT_SQLITE_PATH = BASE_DIR / "instance" / "participant.db"
 
@@ -57,6 +59,18 @@ def _http_url(value: str) -> str:
     return value
 
 
+def _hex(length: int):
+    """A validator: ``length`` bytes written in hex (lower case kept)."""
+
+    def check(value: str) -> str:
+        value = value.lower()
+        if len(value) != 2 * length or any(c not in "0123456789abcdef" for c in value):
+            raise ValueError(f"must be {length} bytes in hex ({2 * length} hex digits)")
+        return value
+
+    return AfterValidator(check)
+
+
 def _comma_separated(value: object) -> object:
     if isinstance(value, str):
         return tuple(part.strip() for part in value.split(",") if part.strip())
@@ -67,6 +81,7 @@ AppEnv = Annotated[Literal["production", "development", "test"], BeforeValidator
 LogLevel = Annotated[Literal["DEBUG", "INFO", "WARNING", "ERROR"], BeforeValidator(str.upper)]
 HttpUrl = Annotated[str, AfterValidator(_http_url)]
 CommaSeparated = Annotated[tuple[str, ...], NoDecode, BeforeValidator(_comma_separated)]
+HttpUrls = Annotated[tuple[HttpUrl, ...], NoDecode, BeforeValidator(_comma_separated)]
 Seconds = Annotated[float, Field(gt=0, le=60)]
 
 
@@ -117,6 +132,16 @@ class Settings(BaseSettings):
         2.0, ge=0, le=8, validation_alias="TELEGRAM_BUDGET_WAIT_SECONDS"
     )
     subscription_overflow: Literal["refuse"] = "refuse"
+    # The public randomness a draw's seed mixes in (utils/drand.py); defaults: quicknet.
+    draw_beacon: Annotated[Literal["drand", "off"], BeforeValidator(str.lower)] = "drand"
+    drand_urls: HttpUrls = ("https://api.drand.sh", "https://drand.cloudflare.com")
+    drand_chain_hash: Annotated[str, _hex(32)] = QUICKNET.hash
+    drand_public_key: Annotated[str, _hex(96)] = QUICKNET.public_key
+    drand_genesis_time: int = Field(QUICKNET.genesis_time, ge=1)
+    drand_period: int = Field(
+        QUICKNET.period, ge=1, le=3600, validation_alias="DRAND_PERIOD_SECONDS"
+    )
+    drand_timeout: Seconds = Field(2.0, validation_alias="DRAND_TIMEOUT_SECONDS")
 
     @field_validator("database_url")
     @classmethod
@@ -169,6 +194,16 @@ class Settings(BaseSettings):
         return "database_url" not in self.model_fields_set
 
     @property
+    def drand_chain(self) -> Chain:
+        """The drand chain DRAND_* names (quicknet unless set otherwise)."""
+        return Chain(
+            hash=self.drand_chain_hash,
+            public_key=self.drand_public_key,
+            genesis_time=self.drand_genesis_time,
+            period=self.drand_period,
+        )
+
+    @property
     def service_tokens(self) -> dict[str, str]:
         """Each caller's incoming token in clear, for comparing a presented token; never logged."""
         return {caller: token.get_secret_value() for caller, token in self.tokens_by_caller.items()}
@@ -193,8 +228,21 @@ class Settings(BaseSettings):
                 "SERVICE_TOKENS is empty while REQUIRE_SERVICE_AUTH is true: set SERVICE_TOKENS "
                 "(caller=token pairs) or set REQUIRE_SERVICE_AUTH=false explicitly."
             )
+        if self.draw_beacon == "drand" and not self.drand_urls:
+            raise ConfigError("DRAND_URLS is empty while DRAW_BEACON is drand: name a relay.")
         if not self.is_production:
             return
+        if self.draw_beacon == "drand" and self.drand_chain != QUICKNET:
+            raise ConfigError(
+                "DRAND_CHAIN_HASH, DRAND_PUBLIC_KEY, DRAND_GENESIS_TIME and DRAND_PERIOD_SECONDS "
+                "must name League of Entropy's quicknet in production (leave them unset): a chain "
+                "the operator runs would let the operator steer the draws."
+            )
+        if self.draw_beacon == "drand" and not bls_available():
+            raise ConfigError(
+                "DRAW_BEACON is drand but py-arkworks-bls12381 is not installed: production "
+                "cannot check drand signatures without it (pip install -r requirements.txt)."
+            )
         service_secret = self.service_to_service_secret.get_secret_value()
         if any("change-me" in secret for secret in [*self.service_tokens.values(), service_secret]):
             raise ConfigError(
@@ -223,6 +271,7 @@ class Settings(BaseSettings):
             "telegram": self.telegram_api_base,
             "database": redact_url(self.database_url),
             "redis": redact_url(self.redis_url) if self.redis_url else "(none)",
+            "drand": ", ".join(self.drand_urls) if self.draw_beacon == "drand" else "(off)",
         }
 
 

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import requests
 
+from devtools import drand_chain
+
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
 PG_BIN = Path(f"/usr/lib/postgresql/{sorted(os.listdir('/usr/lib/postgresql'))[-1]}/bin")
@@ -195,10 +197,13 @@ def service_env(
     base: dict[str, str] | None = None,
     **extra: str,
 ) -> dict[str, str]:
-    """Production settings for an instance of the service, on top of ``base`` (this environment)."""
+    """Production settings for an instance of the service, on top of ``base`` (this environment),
+    with the stand-in (``siblings``) as the drand relay of the development chain. APP_ENV is
+    development only because production refuses that chain (its key is public); nothing else
+    differs."""
     env = {
         **(os.environ if base is None else base),
-        "APP_ENV": "production",
+        "APP_ENV": "development",
         "DATABASE_URL": database_url,
         "TELEGIVE_GIVEAWAY_URL": siblings,
         "TELEGIVE_CHANNEL_URL": siblings,
@@ -213,6 +218,7 @@ def service_env(
         "LOG_LEVEL": "WARNING",
         "WEB_CONCURRENCY": "2",
         "FLASK_APP": "app:create_app",
+        **drand_chain.env(siblings),
     }
     if redis_url:
         env["REDIS_URL"] = redis_url

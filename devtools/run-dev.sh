@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # DEVELOPMENT: what `make run` does after installing. Applies migrations, starts the stand-in for
-# the sibling services and Telegram when no sibling URL is configured, and serves on port 8004.
+# the sibling services, Telegram and drand when no sibling URL is configured, and serves on 8004.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
@@ -23,6 +23,11 @@ if [ -z "${TELEGIVE_GIVEAWAY_URL:-}${TELEGIVE_CHANNEL_URL:-}${TELEGIVE_AUTH_URL:
   export TELEGIVE_GIVEAWAY_URL=$base TELEGIVE_CHANNEL_URL=$base TELEGIVE_AUTH_URL=$base TELEGRAM_API_BASE=$base
   # The stand-in's Telegram has no flood limit (a real bot's budget: TELEGRAM_CALLS_PER_SECOND).
   export TELEGRAM_CALLS_PER_SECOND=${TELEGRAM_CALLS_PER_SECOND:-100000}
+  # The stand-in is also the drand relay of a development chain (its key is public: never draw on
+  # it for real), so draws work offline; DRAND_URLS set by hand keeps the real relays instead.
+  if [ -z "${DRAND_URLS:-}" ]; then
+    eval "$("$VENV/bin/python" devtools/drand_chain.py env "$base")"
+  fi
   echo "make run: no sibling URLs configured; using the DEVELOPMENT stand-in at $base"
 fi
 

@@ -2,9 +2,9 @@
 """DEVELOPMENT TOOL — a stand-in for the Giveaway, Channel and Auth services and the Telegram Bot
 API, so the whole flow works on a laptop. Never deployed; the service never imports it.
 
-It speaks just enough HTTP/1.1 (keep-alive, Content-Length) on asyncio, standard library only, to
-serve thousands of answers a second with an optional delay (``--telegram-delay-ms``) that imitates
-Telegram's latency for the benchmarks.
+It speaks just enough HTTP/1.1 (keep-alive, Content-Length) on asyncio, standard library only
+(but for the BLS package that signs the drand rounds), to serve thousands of answers a second with
+an optional delay (``--telegram-delay-ms``) that imitates Telegram's latency for the benchmarks.
 
 The world it pretends:
 - every giveaway id is ``active``, on account ``42``, except: 404 does not exist, 410 is
@@ -17,7 +17,11 @@ The world it pretends:
   ``X-Service-Token`` the stand-in was started with;
 - Telegram says user ids ending in 0 have ``left`` the channel, ending in 9 were ``kicked``, and
   every other user is a ``member``; ``POST /_standin/members/{user_id}`` with ``{"status": ...}``
-  overrides one user.
+  overrides one user;
+- it is also a drand relay for the development chain (devtools/drand_chain.py, quicknet's scheme
+  under a public development key): ``/{chain_hash}/public/{round}`` answers a round published by
+  now (404 for a later one), ``/{chain_hash}/public/latest`` the latest, ``/{chain_hash}/info``
+  the chain's facts.
 
 Run: ``python devtools/standin.py --port 8090 [--telegram-delay-ms 100]``.
 """
@@ -29,7 +33,14 @@ import asyncio
 import contextlib
 import json
 import re
+import sys
+import time
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from devtools import drand_chain
 
 GIVEAWAY = re.compile(r"^/api/giveaways/(\d+)$")
 CHANNEL = re.compile(r"^/api/accounts/(\d+)/channel$")
@@ -38,6 +49,8 @@ CHAT_MEMBER = re.compile(r"^/bot(\d+):([A-Za-z0-9_-]+)/getChatMember$")
 SET_GIVEAWAY = re.compile(r"^/_standin/giveaways/(\d+)$")
 FAIL_GIVEAWAY = re.compile(r"^/_standin/giveaways/(\d+)/failure$")
 SET_MEMBER = re.compile(r"^/_standin/members/(\d+)$")
+DRAND_ROUND = re.compile(rf"^/{drand_chain.DEV_CHAIN.hash}/public/(\d+|latest)$")
+DRAND_INFO = f"/{drand_chain.DEV_CHAIN.hash}/info"
 REASONS = {
     200: "OK",
     400: "Bad Request",
@@ -85,6 +98,10 @@ class World:
             if self.telegram_delay:
                 await asyncio.sleep(self.telegram_delay)
             return self.chat_member(int(match[1]), parse_qs(url.query))
+        if method == "GET" and (match := DRAND_ROUND.match(path)):
+            return self.drand_round(match[1])
+        if method == "GET" and path == DRAND_INFO:
+            return 200, drand_chain.info()
         if method == "POST" and (match := SET_GIVEAWAY.match(path)):
             self.giveaway_status[int(match[1])] = json.loads(body or b"{}").get("status", "active")
             return 200, {"success": True}
@@ -152,6 +169,13 @@ class World:
             "bot_token": f"{account_id}000:DEV-STANDIN-not-a-real-token-0000",
             "bot_id": account_id * 1000,
         }
+
+    def drand_round(self, asked: str) -> tuple[int, dict]:
+        latest = drand_chain.DEV_CHAIN.round_at(time.time())
+        round_number = latest if asked == "latest" else int(asked)
+        if not 1 <= round_number <= latest:
+            return 404, {"error": f"round {round_number} is not published (latest: {latest})"}
+        return 200, drand_chain.beacon(round_number)
 
     def chat_member(self, bot_id: int, query: dict) -> tuple[int, dict]:
         try:

@@ -181,3 +181,15 @@ class DatabaseUnavailable(Unavailable):
 class RedisUnavailable(Unavailable):
     code = "REDIS_UNAVAILABLE"
     message = "The captcha store is unavailable; please try again shortly."
+
+
+class BeaconUnavailable(Unavailable):
+    """No drand relay gave a valid signature of the round in time; the draw can be asked again."""
+
+    code = "BEACON_UNAVAILABLE"
+    message = "The public randomness for this draw is not available yet; please try again shortly."
+
+    def __init__(self, round: int, reason: str, *, retry_after: int | None = None) -> None:
+        self.round = round
+        self.reason = reason
+        super().__init__(details={"round": round, "reason": reason}, retry_after=retry_after)

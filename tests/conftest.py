@@ -1,6 +1,11 @@
 """Fixtures: the application on SQLite by default, or on the real PostgreSQL and Redis when
 TEST_DATABASE_URL / TEST_REDIS_URL are set; outgoing HTTP mocked with ``responses``.
 
+The drand beacon: every test application uses the development chain (devtools/drand_chain.py,
+whose key the tests sign with) through the relay ``http://drand.test``, which ``peers`` serves:
+any round already published by the beacon's clock. That clock (``beacon_clock``, in every test)
+is fake: its wall time stands still, and a sleep returns at once, moving it on instead.
+
 The schema is built once per session by the Alembic migrations (so every run tests them); each
 test starts from empty tables. With TEST_REQUIRE_BACKENDS=1 (CI) a missing PostgreSQL or Redis is
 an error and any skipped test fails the run: a green run that skipped the database tests is red.
@@ -10,6 +15,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs, urlsplit
@@ -24,9 +31,10 @@ from sqlalchemy import create_engine, text
 
 from app import MIGRATIONS_DIR, create_app
 from config import current_settings, normalize_database_url
+from devtools import drand_chain
 from extensions import VERSION_TABLE, db
 from models import Base
-from services import cache, captcha
+from services import beacon, cache, captcha
 
 STRICT = os.environ.get("TEST_REQUIRE_BACKENDS") == "1"
 TOKENS = {
@@ -43,6 +51,8 @@ SERVICE_SECRET = "s2s-secret-for-tests-0123456789"
 ACCOUNT_ID = 42
 CHANNEL_ID = -1001234567890
 BOT_TOKEN = "4242000:AAF-fake-telegram-token-for-the-tests-0"
+DRAND_URL = "http://drand.test"
+DRAND_CHAIN = drand_chain.DEV_CHAIN  # tests sign its rounds: drand_chain.sign / drand_chain.beacon
 
 
 def headers_for(caller: str) -> dict[str, str]:
@@ -140,6 +150,7 @@ def test_env(database_url: str, **overrides: str) -> dict[str, str]:
         "SERVICE_TO_SERVICE_SECRET": SERVICE_SECRET,
         "LOG_LEVEL": "INFO",
         "CORS_ORIGINS": "https://dashboard.telegive.test",
+        **drand_chain.env(DRAND_URL),
     }
     env.update(overrides)
     return env
@@ -216,16 +227,59 @@ def store_app(request, make_app):
     return make_app(redis=request.param == "redis")
 
 
+# --- the drand beacon's clock -------------------------------------------------------------------
+
+
+class FakeClock:
+    """services.beacon's clock in tests: wall time stands at the test's start and monotonic time
+    runs, and both move on by every sleep (which returns at once) and every ``advance``."""
+
+    def __init__(self) -> None:
+        self.start = time.time()
+        self.skipped = 0.0
+        self.sleeps: list[float] = []
+
+    def time(self) -> float:
+        return self.start + self.skipped
+
+    def monotonic(self) -> float:
+        return time.monotonic() + self.skipped
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.skipped += max(seconds, 0.0)
+
+    def advance(self, seconds: float) -> None:
+        """Let ``seconds`` pass, as far as the beacon can tell."""
+        self.skipped += seconds
+
+    def latest_round(self) -> int:
+        """The test chain's latest round published now."""
+        return DRAND_CHAIN.round_at(self.time())
+
+
+@pytest.fixture(autouse=True)
+def beacon_clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
+    """Every test's beacon clock: waiting for a round is instant."""
+    fake = FakeClock()
+    monkeypatch.setattr(beacon, "clock", fake)
+    return fake
+
+
 # --- the siblings and Telegram, mocked ---------------------------------------------------------
 
 
 @dataclass
 class Peers:
-    """The Giveaway, Channel and Auth services and Telegram, as ``responses`` mocks."""
+    """The Giveaway, Channel and Auth services, Telegram and a drand relay, as ``responses``
+    mocks. The relay serves the test chain's rounds already published by ``clock``, unless
+    ``drand_answer`` (round -> status, body) says otherwise."""
 
     mock: responses.RequestsMock
+    clock: FakeClock
     members: dict[int, str] = field(default_factory=dict)
     telegram_answer: Callable[[int], tuple[int, dict]] | None = None
+    drand_answer: Callable[[int], tuple[int, dict]] | None = None
 
     def giveaway(self, giveaway_id: int, *, status: str = "active", account_id: int = ACCOUNT_ID):
         self.mock.upsert(
@@ -296,15 +350,36 @@ class Peers:
     def calls_to(self, base: str) -> int:
         return sum(1 for call in self.mock.calls if call.request.url.startswith(base))
 
+    def drand(self) -> None:
+        """The relay at DRAND_URL: ``/{chain}/public/{round}`` and ``/{chain}/public/latest``."""
+        path = re.compile(rf"{re.escape(DRAND_URL)}/{DRAND_CHAIN.hash}/public/(\d+|latest)$")
+
+        def answer(request):
+            asked = path.match(request.url)[1]
+            latest = self.clock.latest_round()
+            round = latest if asked == "latest" else int(asked)
+            if self.drand_answer is not None:
+                status, body = self.drand_answer(round)
+            elif 1 <= round <= latest:
+                status, body = 200, drand_chain.beacon(round)
+            else:
+                status, body = 404, {"error": "round not published yet"}
+            return status, {"Content-Type": "application/json"}, _json(body)
+
+        self.mock.add_callback(responses.GET, path, callback=answer)
+
 
 def _json(body: dict) -> str:
     return json.dumps(body)
 
 
 @pytest.fixture
-def peers() -> Iterator[Peers]:
+def peers(beacon_clock: FakeClock) -> Iterator[Peers]:
+    """The mocked peers; the drand relay is always there."""
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        yield Peers(mock)
+        mocked = Peers(mock, beacon_clock)
+        mocked.drand()
+        yield mocked
 
 
 # --- strict mode: no skips in CI ----------------------------------------------------------------

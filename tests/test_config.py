@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 
 from config import ConfigError, Settings, normalize_database_url, redact_url
+from devtools import drand_chain
+from utils.drand import QUICKNET
 
 PRODUCTION = {
     "APP_ENV": "production",
@@ -179,3 +183,50 @@ def test_the_start_up_log_shows_no_password_of_a_query_string():
     )
     assert "hunter2" not in str(settings.peers())
     assert settings.peers()["database"].endswith("/telegive?password=***")
+
+
+# --- the drand beacon -----------------------------------------------------------------------------
+
+
+def test_the_beacon_defaults_to_quicknet_through_two_public_relays():
+    settings = Settings.from_env(PRODUCTION)
+    assert settings.draw_beacon == "drand" and settings.drand_chain == QUICKNET
+    assert settings.drand_urls == ("https://api.drand.sh", "https://drand.cloudflare.com")
+    assert settings.drand_timeout == 2.0
+
+
+def test_production_refuses_any_chain_but_quicknet_in_one_sentence():
+    other_chain = drand_chain.env("https://relay.example")
+    with pytest.raises(ConfigError, match="quicknet in production") as refused:
+        Settings.from_env({**PRODUCTION, **other_chain})
+    assert "\n" not in str(refused.value) and "steer" in str(refused.value)
+    with pytest.raises(ConfigError, match="quicknet in production"):  # one fact changed is enough
+        Settings.from_env({**PRODUCTION, "DRAND_GENESIS_TIME": "1692803368"})
+    development = {**PRODUCTION, **other_chain, "APP_ENV": "development"}
+    assert Settings.from_env(development).drand_chain == drand_chain.DEV_CHAIN
+    assert Settings.from_env({**PRODUCTION, **other_chain, "DRAW_BEACON": "off"})  # not used
+
+
+def test_production_refuses_to_start_without_the_bls_package(monkeypatch):
+    monkeypatch.setitem(sys.modules, "py_arkworks_bls12381", None)
+    with pytest.raises(ConfigError, match="py-arkworks-bls12381 is not installed"):
+        Settings.from_env(PRODUCTION)
+    assert Settings.from_env({**PRODUCTION, "DRAW_BEACON": "off"}).draw_beacon == "off"
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("DRAW_BEACON", "maybe"),
+        ("DRAND_URLS", "api.drand.sh"),
+        ("DRAND_URLS", ","),
+        ("DRAND_CHAIN_HASH", "52db9ba7"),
+        ("DRAND_PUBLIC_KEY", "zz" * 96),
+        ("DRAND_PERIOD_SECONDS", "0"),
+        ("DRAND_TIMEOUT_SECONDS", "61"),
+    ],
+)
+def test_malformed_beacon_settings_are_refused_naming_the_variable(name, value):
+    with pytest.raises(ConfigError, match=name) as refused:
+        Settings.from_env({**PRODUCTION, name: value})
+    assert str(refused.value).endswith(".") and "\n" not in str(refused.value)

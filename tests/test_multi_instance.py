@@ -32,6 +32,7 @@ def instances(database_url, redis_url, tmp_path):
             TELEGIVE_CHANNEL_URL=siblings,
             TELEGIVE_AUTH_URL=siblings,
             TELEGRAM_API_BASE=siblings,
+            DRAND_URLS=siblings,  # the stand-in serves test_env's drand chain
             SERVICE_TO_SERVICE_SECRET=STANDIN_SECRET,
             LOG_LEVEL="WARNING",
             WEB_CONCURRENCY="2",

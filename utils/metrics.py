@@ -101,3 +101,19 @@ def render() -> tuple[bytes, str]:
         multiprocess.MultiProcessCollector(registry)
         return generate_latest(registry), CONTENT_TYPE_LATEST
     return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+
+
+# --- the drand beacon (services/beacon.py) -------------------------------------------------------
+# outcome: valid (a relay's verified round), not_yet (the round not published there yet),
+# invalid (a bad signature or another round: skipped), unavailable (no usable answer), and per
+# fetch, gave_up (no valid answer by the deadline).
+BEACON_FETCHES = Counter(
+    f"{_PREFIX}_beacon_fetches_total",
+    "Answers of drand relays by outcome (valid, not_yet, invalid, unavailable) and fetches gave_up",
+    ["outcome"],
+)
+BEACON_FETCH_DURATION = Histogram(
+    f"{_PREFIX}_beacon_fetch_duration_seconds",
+    "Time from a round's publication (or the call, if later) to a relay's verified answer",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60),
+)

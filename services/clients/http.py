@@ -41,7 +41,7 @@ from utils.metrics import OUTGOING_LATENCY, OUTGOING_REQUESTS
 from utils.request_context import current_request_id
 
 SERVICE_NAME = "telegive-participant"
-PEERS = ("giveaway", "channel", "auth", "telegram")
+PEERS = ("giveaway", "channel", "auth", "telegram", "drand")  # drand: services/beacon.py
 log = logging.getLogger("telegive.outgoing")
 Body = TypeVar("Body", bound=BaseModel)
 
