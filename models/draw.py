@@ -44,11 +44,11 @@ class EntrantCommitment(Base):
     """A giveaway's entrant list as committed when entries close (``telegive-draw`` v2, step 2b).
 
     ``salt_key`` derives every entry's salt and is never published (a salt is shown only in that
-    entry's own proof); the row is created with it and then written once, with the root, the
-    count, the digest of the published list, the tree's chunk index (the first user id and the
-    root of every chunk of ``utils.draw.ARITY ** CHUNK_LEVEL`` leaves, so one proof needs one
-    chunk of the list) and the beacon round fixed at that moment. On PostgreSQL a trigger refuses
-    any change once the root is set.
+    entry's own proof). The row is created when entries close, with the key, that moment and the
+    beacon round it fixes; then written once, moments later, with the root, the count, the digest
+    of the published list and the tree's chunk index (the first user id and the root of every
+    chunk of ``utils.entrant_tree.CHUNK`` leaves, so one proof needs one chunk of the list). On
+    PostgreSQL a trigger refuses any change once the root is set.
     """
 
     __tablename__ = "participant_entrant_commitments"

@@ -5,11 +5,12 @@ inside a transaction:
 
 1. close entries: take the giveaway's registration lock exclusively
    (``Store.exclude_registrations``: it waits for registrations in flight, and a registration that
-   comes later finds ``closed_at`` set), then set ``closed_at`` under the state row's lock;
+   comes later finds ``closed_at`` set), then set ``closed_at`` under the state row's lock and,
+   in the same transaction, fix what commits the list — the closed list and a secret salt
+   key — and the beacon round: the first drand round published after that moment;
 2. commit the list: read the canonical entrant list (user ids only, no ORM objects), build the
-   Merkle tree over salted leaves and write its root, once (the first instance to write wins;
-   every instance computes the same root), with the beacon round it fixes: the first drand round
-   published after that moment;
+   Merkle tree over its salted leaves and write the root, once (every instance computes the same
+   root from the same list and key), while the round is still to come;
 3. compute, outside any transaction: wait for that round, fetch it and verify its signature
    (``services/beacon.py``; unavailable: a retryable 503, nothing recorded, the same round next
    time), mix our committed seed with its randomness and the root, walk the candidate order and
@@ -421,13 +422,33 @@ def _repeat(first: DrawRecord, winner_count: int) -> DrawOutcome:
 
 
 def _close_entries(giveaway_id: int) -> _Seed:
-    """Stop taking entries (waiting for registrations in flight) and return the committed seed."""
+    """Stop taking entries (waiting for registrations in flight), fix what the list's commitment
+    is made of and the beacon round that follows it, and return the committed seed."""
     ensure_giveaway_state(giveaway_id)
     with write_transaction() as session:
         exclude_registrations(session, giveaway_id)
         state = _lock_state(session, giveaway_id)
+        now = utcnow()
         if state.closed_at is None:
-            state.closed_at = utcnow()
+            state.closed_at = now
+        # The list is closed and its salt key chosen in this transaction: its root is now a
+        # function of fixed data, so the round can be fixed too, and the tree built while the
+        # draw waits for that round (the first instance to close wins; a later one finds it).
+        beacon_round = (
+            beacon.chain().first_round_after(now.timestamp()) if beacon.enabled() else None
+        )
+        session.execute(
+            store()
+            .insert(EntrantCommitment)
+            .values(
+                giveaway_id=giveaway_id,
+                salt_key=secrets.token_hex(32),
+                committed_at=now,
+                beacon_round=beacon_round,
+                created_at=now,
+            )
+            .on_conflict_do_nothing(index_elements=["giveaway_id"])
+        )
         seed = _seed_of(state)
     number_pending(giveaway_id)  # the list is final now: number it whole for the readers
     return seed
@@ -618,24 +639,12 @@ def _plan_reroll(
 def _commit_entrants(
     giveaway_id: int, entrants: _Entrants
 ) -> tuple[_Committed, entrant_tree.EntrantTree | None]:
-    """The list's commitment, written now if no instance wrote it yet (with the beacon round it
-    fixes), and the tree when this call built it."""
-    now = utcnow()
-    with write_transaction() as session:
-        session.execute(
-            store()
-            .insert(EntrantCommitment)
-            .values(giveaway_id=giveaway_id, salt_key=secrets.token_hex(32), created_at=now)
-            .on_conflict_do_nothing(index_elements=["giveaway_id"])
-        )
+    """The list's commitment: its root written now if no instance wrote it yet, and the tree
+    when this call built it."""
     row = _commitment_row(giveaway_id)
     if row.entrant_root is not None:
         return _checked(row, entrants), None
     tree = entrant_tree.build_tree(entrants.user_ids, bytes.fromhex(row.salt_key))
-    committed_at = utcnow()
-    beacon_round = (
-        beacon.chain().first_round_after(committed_at.timestamp()) if beacon.enabled() else None
-    )
     with write_transaction() as session:
         written = session.execute(
             update(EntrantCommitment)
@@ -649,8 +658,6 @@ def _commit_entrants(
                 entrants_hash=entrants.digest,
                 chunk_first_ids=tree.chunk_first_ids,
                 chunk_roots=tree.chunk_roots,
-                committed_at=committed_at,
-                beacon_round=beacon_round,
             )
         ).rowcount
         if written:
@@ -661,12 +668,11 @@ def _commit_entrants(
                 facts={
                     "entrant_root": tree.root,
                     "entrant_count": tree.count,
-                    "beacon_round": beacon_round,
+                    "entrants_committed_at": isoformat(row.committed_at),
+                    "beacon_round": row.beacon_round,
                 },
-                occurred_at=committed_at,
             )
-    if not written:  # another instance committed meanwhile: the same list, the same key
-        return _checked(_commitment_row(giveaway_id), entrants), None
+    # Another instance may have written it meanwhile: the same list and key, so the same root.
     return _checked(_commitment_row(giveaway_id), entrants), tree
 
 

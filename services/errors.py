@@ -123,6 +123,16 @@ class DrawNotFound(NotFound):
     message = "This giveaway has no entries and no commitment yet."
 
 
+class EntriesNotCommitted(Conflict):
+    code = "ENTRIES_NOT_COMMITTED"
+    message = "Entries to this giveaway are not closed and committed yet; there is no proof yet."
+
+
+class NotAnEntrant(NotFound):
+    code = "NOT_AN_ENTRANT"
+    message = "That user is not in this giveaway's committed entrant list."
+
+
 class GiveawayNotActive(Conflict):
     code = "GIVEAWAY_NOT_ACTIVE"
     message = "This giveaway is not accepting participants any more."

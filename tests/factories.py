@@ -89,12 +89,17 @@ class ForeseenDraw:
     def __init__(self, app, monkeypatch, giveaway_id: int = 1) -> None:
         self.app = app
         self.giveaway_id = giveaway_id
+        self.beacon_round = drand_chain.DEV_CHAIN.first_round_after(CLOSED_AT.timestamp())
         monkeypatch.setattr(draws, "utcnow", lambda: CLOSED_AT)
         with app.app_context():
             ensure_giveaway_state(giveaway_id)
             db.session.execute(
                 insert(EntrantCommitment).values(
-                    giveaway_id=giveaway_id, salt_key=SALT_KEY, created_at=CLOSED_AT
+                    giveaway_id=giveaway_id,
+                    salt_key=SALT_KEY,
+                    committed_at=CLOSED_AT,
+                    beacon_round=self.beacon_round,
+                    created_at=CLOSED_AT,
                 )
             )
             db.session.commit()
@@ -106,7 +111,6 @@ class ForeseenDraw:
             seed = db.session.get(GiveawayState, self.giveaway_id).next_seed
         ordered = sorted(entrants)
         root = build_tree(ordered, bytes.fromhex(SALT_KEY)).root
-        beacon_round = drand_chain.DEV_CHAIN.first_round_after(CLOSED_AT.timestamp())
-        randomness = randomness_of(drand_chain.sign(beacon_round))
+        randomness = randomness_of(drand_chain.sign(self.beacon_round))
         mixed = draw.mixed_seed(seed, randomness, root)
         return draw.select_winners(mixed, ordered, count, left, version=2)

@@ -19,7 +19,7 @@ from utils.draw import (
     EMPTY_TOP,
     SALT_BYTES,
     entrant_root,
-    leaf_hash,
+    leaves,
     path_in,
     tree_levels,
 )
@@ -35,13 +35,7 @@ def chunk_salts(salt_key: bytes, chunk: int, size: int) -> bytes:
 
 def chunk_leaves(salt_key: bytes, chunk: int, user_ids: Sequence[int]) -> bytes:
     """The concatenated leaves of one chunk of the sorted list."""
-    salts = chunk_salts(salt_key, chunk, len(user_ids))
-    return b"".join(
-        [
-            leaf_hash(salts[SALT_BYTES * i : SALT_BYTES * i + SALT_BYTES], user_id)
-            for i, user_id in enumerate(user_ids)
-        ]
-    )
+    return leaves(chunk_salts(salt_key, chunk, len(user_ids)), user_ids)
 
 
 @dataclass(frozen=True)
