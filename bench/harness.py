@@ -99,11 +99,13 @@ def service_env(
     worker_class: str = "gthread",
     threads: int = 8,
     subscription_cache_seconds: int | None = None,
+    draw_beacon: str = "drand",
 ) -> dict[str, str]:
     """The production settings of the service, pointed at the stand-in and the bench database."""
     extra = {
         "TELEGRAM_API_BASE": f"http://{HOST}:{telegram_port}",
         "DRAW_RECHECK_SUBSCRIPTION": "true",
+        "DRAW_BEACON": draw_beacon,
         "GUNICORN_BIND": f"{HOST}:{SERVICE_PORT}",
         "WEB_CONCURRENCY": str(workers),
         "GUNICORN_WORKER_CLASS": worker_class,

@@ -318,8 +318,10 @@ def measure_one_request(
     warmup: Callable[[], None] | None,
     *,
     telegram_port: int = STANDIN_FAST_PORT,
+    **settings,
 ) -> tuple[Fetched, dict]:
-    """Restart a single-worker service, warm it up, then one request with its memory sampled."""
+    """Restart a single-worker service, warm it up, then one request with its memory sampled
+    (``settings``: more of ``harness.service_env``'s)."""
     # The full run restarts the worker before each memory measurement; the smoke run need not.
     bench.stack.start_service(
         label,
@@ -327,6 +329,7 @@ def measure_one_request(
         workers=1,
         worker_class=bench.single_class,
         telegram_port=telegram_port,
+        **settings,
     )
     (worker,) = bench.stack.workers()
     if warmup is not None:

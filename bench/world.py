@@ -270,6 +270,40 @@ def save_world(world: World) -> None:
     conn.close()
 
 
+def undo_draws(cursor, giveaway_ids: list[int]) -> None:
+    """Undo these giveaways' draws, closures and committed lists, so they can be drawn again."""
+    # The draw tables refuse DELETE (append-only triggers): bypassed for this session only.
+    cursor.execute("SET session_replication_role = replica")
+    cursor.execute("DELETE FROM participant_draws WHERE giveaway_id = ANY(%s)", (giveaway_ids,))
+    cursor.execute("SELECT to_regclass('participant_entrant_commitments') IS NOT NULL")
+    if cursor.fetchone()[0]:  # a kept database from before revision 0007 has none
+        cursor.execute(
+            "DELETE FROM participant_entrant_commitments WHERE giveaway_id = ANY(%s)",
+            (giveaway_ids,),
+        )
+    cursor.execute(
+        "UPDATE participant_entries SET is_winner = false, winner_position = NULL, "
+        "winner_selected_at = NULL, status = 'active' WHERE giveaway_id = ANY(%s) "
+        "AND (is_winner OR status <> 'active')",
+        (giveaway_ids,),
+    )
+    cursor.execute(
+        "UPDATE participant_giveaways SET closed_at = NULL WHERE giveaway_id = ANY(%s)",
+        (giveaway_ids,),
+    )
+    cursor.execute("SET session_replication_role = DEFAULT")
+
+
+def undo_draw(giveaway_id: int) -> None:
+    """Undo one giveaway's draw (to draw it again under other settings)."""
+    conn = connect()
+    try:
+        with conn, conn.cursor() as cursor:
+            undo_draws(cursor, [giveaway_id])
+    finally:
+        conn.close()
+
+
 def reuse_world(scale: Scale) -> World | None:
     """The world of an earlier run of the same scale, its draws undone; None when there is none."""
     try:
@@ -287,19 +321,7 @@ def reuse_world(scale: Scale) -> World | None:
                 SLOW_DRAW_ID,
                 *range(WARMUP_DRAW_BASE, WARMUP_DRAW_BASE + WARMUP_DRAW_COUNT),
             ]
-            # The draw tables refuse DELETE (append-only triggers): bypassed for this session only.
-            cursor.execute("SET session_replication_role = replica")
-            cursor.execute("DELETE FROM participant_draws WHERE giveaway_id = ANY(%s)", (drawn,))
-            cursor.execute(
-                "UPDATE participant_entries SET is_winner = false, winner_position = NULL, "
-                "winner_selected_at = NULL, status = 'active' WHERE giveaway_id = ANY(%s) "
-                "AND (is_winner OR status <> 'active')",
-                (drawn,),
-            )
-            cursor.execute(
-                "UPDATE participant_giveaways SET closed_at = NULL WHERE giveaway_id = ANY(%s)",
-                (drawn,),
-            )
+            undo_draws(cursor, drawn)
             cursor.execute(
                 "SELECT greatest(%s, (SELECT max(giveaway_id) FROM participant_giveaways), "
                 "(SELECT max(giveaway_id) FROM bench_ceiling_entries))",
