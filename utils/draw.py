@@ -74,7 +74,9 @@ from __future__ import annotations
 import argparse
 import bisect
 import hashlib
+import importlib.util
 import json
+import os
 import re
 import secrets
 import sys
@@ -89,13 +91,27 @@ except ImportError:  # pragma: no cover - depends on the Python version
     except ImportError:
         _sha256 = hashlib.sha256
 
-try:  # beside this file when it is copied alone; inside the service's package otherwise
-    import drand  # type: ignore[import-not-found]
-except ImportError:  # pragma: no cover - depends on how the file is run
+
+def _load_drand():  # pragma: no cover - depends on how the file is run
+    """drand.py: in the service's package, or beside this file when both were copied (even under
+    ``python -I``, which leaves this file's folder off ``sys.path``); None when it is absent."""
     try:
-        from utils import drand
+        from utils import drand as module
+
+        return module
     except ImportError:
-        drand = None  # type: ignore[assignment]
+        pass
+    beside = os.path.join(os.path.dirname(os.path.abspath(__file__)), "drand.py")
+    if not os.path.exists(beside):
+        return None
+    spec = importlib.util.spec_from_file_location("drand", beside)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["drand"] = module  # its dataclasses look their module up by name
+    spec.loader.exec_module(module)
+    return module
+
+
+drand = _load_drand()
 
 ALGORITHM = "telegive-draw"
 ALGORITHM_VERSION = 2  # what new draws use

@@ -5,6 +5,10 @@ reroll's reserved round, and each entrant's inclusion proof."""
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select, text
@@ -16,6 +20,8 @@ from tests.conftest import DRAND_CHAIN, GIVEAWAY
 from tests.factories import add_entries
 from tests.routes.test_draws import USERS, document, reroll, select_winners, winner_ids
 from utils import draw as algorithm
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -240,3 +246,37 @@ def test_the_database_refuses_to_change_a_committed_list(app, client, peers):
                 db.session.execute(text(statement))
             db.session.rollback()
         assert db.session.get(EntrantCommitment, 1).entrant_count == len(USERS)
+
+
+def test_the_standalone_verifier_without_the_bls_package_says_which_check_it_skipped(
+    app, client, peers, tmp_path
+):
+    """draw.py and drand.py copied alone, run on the standard library only (-I -S): every rule
+    is checked, and the beacon's signature is named as not checked (exit status 3)."""
+    peers.standard()
+    add_entries(app, 1, USERS)
+    select_winners(client, count=3)
+    for name in ("draw.py", "drand.py"):
+        shutil.copy(ROOT / "utils" / name, tmp_path / name)
+    (tmp_path / "draw.json").write_text(json.dumps(document(client)))
+    (tmp_path / "chain.json").write_text(json.dumps(drand_chain.info()))
+    command = [sys.executable, "-I", "-S", "draw.py", "verify", "--record", "draw.json"]
+    result = subprocess.run(
+        [*command, "--chain", "chain.json"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert "NOT FULLY VERIFIED: every rule checked holds" in result.stdout
+    assert "pip install py-arkworks-bls12381" in result.stdout
+    # A forged winner is still refused without the package.
+    forged = document(client)
+    forged["records"][0]["winners"][0]["user_id"] += 1
+    (tmp_path / "draw.json").write_text(json.dumps(forged))
+    refused = subprocess.run(
+        [*command, "--chain", "chain.json"], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert refused.returncode == 1
+    assert "NOT VERIFIED" in refused.stdout
