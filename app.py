@@ -30,7 +30,7 @@ from schemas.common import ERROR_SCHEMA, add_documented_schemas, error_responses
 from services import cache, captcha, store, telegram_budget
 from services.clients import http
 from utils.logs import configure_logging
-from utils.metrics import HTTP_LATENCY, HTTP_REQUESTS, method_label
+from utils.metrics import HTTP_LATENCY, HTTP_REQUESTS, declare_series, method_label
 from utils.request_context import accept_request_id, current_caller, set_request_context
 from version import __version__
 
@@ -182,6 +182,7 @@ def register_blueprints(app: APIFlask) -> None:
     app.register_blueprint(delivery.bp)
     app.register_blueprint(audit.bp)
     app.register_blueprint(metrics.bp)
+    declare_series(app.url_map)
 
 
 def register_request_hooks(app: APIFlask) -> None:

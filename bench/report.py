@@ -1,5 +1,6 @@
-"""The report of a run: ``results.json`` (every figure) and ``REPORT.md`` (targets, tables, the
-hand-written findings and the profiles), both written from the same results."""
+"""The report of a run: ``results.json`` (every figure) and ``REPORT.md`` (targets, pictures,
+tables, the hand-written findings and the profiles), written from the same results; the pictures
+are PNG files beside REPORT.md (``bench/plots.py``)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 
+from bench import plots
 from bench.harness import BENCH, TELEGRAM_SLOW_MS, Bench
 from bench.scales import TARGETS
 
@@ -103,6 +105,8 @@ def write_report(path: Path, results: dict) -> None:
         lines += ["", "## Benchmarks that could not run", ""] + [
             f"- {e.splitlines()[0]}" for e in results["errors"]
         ]
+
+    lines += _pictures(path.parent, results)
 
     a = benches.get("a_returning_register")
     b = benches.get("b_burst")
@@ -291,6 +295,40 @@ _FRAMEWORK = (
     "routes/security.py",
     "contextlib.py",
 )
+
+
+# Each picture's alt text and the sentence above it.
+_CAPTIONS = {
+    plots.ROUNDS: (
+        "Registrations per second, service and ceiling, per round",
+        "Confirmed registrations a second of the service beside the ceiling app, each round of "
+        "(a) and (b) and each worker model; the number over a bar is that round's ratio (the "
+        "tables of (a) and (b) below have every figure).",
+    ),
+    plots.LATENCY: (
+        "Latency percentiles per round",
+        "Latency percentiles of the same runs, service solid and ceiling dashed, one line per "
+        "round (log scale; the figures are in the same tables).",
+    ),
+    plots.COST_CURVE: (
+        "Cost of a draw and of a whole list against entrants",
+        "The cost curve (i): seconds of a draw and of a whole-list request against entrants, "
+        "beside linear growth from the smallest size (log-log; the figures are in the (i) table).",
+    ),
+    plots.BUDGET_BURST: ("The Telegram budget's burst over time", ""),
+}
+
+
+def _pictures(out_dir: Path, results: dict) -> list[str]:
+    """The report's pictures (drawn now, beside REPORT.md), and the ones the results cannot draw."""
+    pictures = plots.draw(out_dir, results)
+    lines = ["", "## Pictures", ""]
+    for name, file in pictures.drawn.items():
+        alt, caption = _CAPTIONS[name]
+        lines += [caption, "", f"![{alt}]({file})", ""]
+    for name, why in pictures.missing.items():
+        lines += [f"{_CAPTIONS[name][0]}: not drawn, because {why}.", ""]
+    return lines[:-1]
 
 
 def _sentence(text: str) -> str:

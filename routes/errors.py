@@ -24,6 +24,7 @@ from services.errors import (
     ServiceError,
     ValidationFailed,
 )
+from utils.metrics import ERROR_RESPONSES
 
 log = logging.getLogger("telegive.errors")
 DEFAULT_RETRY_AFTER = 5
@@ -58,6 +59,7 @@ def error_response(error: ServiceError, headers: dict[str, str] | None = None) -
         headers["Retry-After"] = str(retry_after)
     for key, value in error.extra.items():
         body.setdefault(key, value)
+    ERROR_RESPONSES.labels(error.code).inc()
     response = jsonify(body)
     response.status_code = error.status
     response.headers.update(headers)

@@ -14,6 +14,7 @@ from prometheus_client import (
     REGISTRY,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
     multiprocess,
@@ -117,3 +118,40 @@ BEACON_FETCH_DURATION = Histogram(
     "Time from a round's publication (or the call, if later) to a relay's verified answer",
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60),
 )
+
+
+# --- appended for the operations dashboard and alerts (ops/) --------------------------------------
+# Every error answer by its error_code (a closed set: services/errors.py and the HTTP codes of
+# routes/errors.py), so an operator can tell a database outage from a refused captcha.
+ERROR_RESPONSES = Counter(
+    f"{_PREFIX}_error_responses_total", "Error answers by error_code", ["code"]
+)
+# The database pools of each worker (services/store/pools.py): "transactions" (the ORM's), and on
+# PostgreSQL "autocommit" and "streams". livesum: a scrape adds up the workers alive now.
+DB_POOL_IN_USE = Gauge(
+    f"{_PREFIX}_db_pool_connections_in_use",
+    "Database connections lent out by the pool now",
+    ["pool"],
+    multiprocess_mode="livesum",
+)
+DB_POOL_SIZE = Gauge(
+    f"{_PREFIX}_db_pool_size",
+    "Connections the pool keeps (DB_POOL_SIZE; no overflow on PostgreSQL)",
+    ["pool"],
+    multiprocess_mode="livesum",
+)
+
+
+def declare_series(url_map) -> None:
+    """Create at zero the series of rare events: the latency of every route (``url_map``: the
+    application's werkzeug Map), the draws' outcomes and the beacon's. A series that first
+    appears already at 1 shows Prometheus no increase, so without this the first draw of every
+    worker would be missing from the dashboard's draw panels."""
+    for rule in url_map.iter_rules():
+        for method in (rule.methods or set()) - {"HEAD", "OPTIONS"}:
+            HTTP_LATENCY.labels(method_label(method), rule.rule)
+    for kind in ("draw", "reroll"):
+        for outcome in ("recorded", "repeated"):
+            DRAWS.labels(kind, outcome)
+    for outcome in ("valid", "not_yet", "invalid", "unavailable", "gave_up"):
+        BEACON_FETCHES.labels(outcome)

@@ -19,6 +19,7 @@ from flask import Flask, current_app
 from sqlalchemy.orm import Session
 
 from extensions import db
+from services.store.pools import count_connections
 
 
 @dataclass(frozen=True)
@@ -133,11 +134,19 @@ def init_app(app: Flask) -> None:
     if engine.dialect.name == "postgresql":
         from services.store.postgres import PostgresStore
 
-        chosen: Store = PostgresStore(engine, app.config["SQLALCHEMY_ENGINE_OPTIONS"])
+        postgres = PostgresStore(engine, app.config["SQLALCHEMY_ENGINE_OPTIONS"])
+        chosen: Store = postgres
+        pools = {
+            "transactions": engine,
+            "autocommit": postgres.autocommit,
+            "streams": postgres.streams,
+        }
     else:
         from services.store.sqlite import SqliteStore
 
         chosen = SqliteStore()
+        pools = {"transactions": engine}
+    count_connections(pools)
     app.extensions["telegive.store"] = chosen
 
 

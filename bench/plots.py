@@ -1,0 +1,191 @@
+"""The report's pictures: PNG files beside REPORT.md, drawn with matplotlib (Agg, no display)
+from the same results as its tables, which keep the numbers.
+
+Each picture is drawn only from what ``results.json`` holds; one whose figures are missing is not
+drawn, and ``draw`` says why, so REPORT.md can say so instead of showing an invented curve.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROUNDS = "registrations-per-round.png"
+LATENCY = "latency-percentiles.png"
+COST_CURVE = "cost-curve.png"
+BUDGET_BURST = "telegram-budget-burst.png"  # not drawn yet: see missing_budget_series()
+THROUGHPUT = {
+    "a_returning_register": "(a) returning users, 32 connections",
+    "b_burst": "(b) the burst, 256 connections, Telegram at 100 ms",
+}
+PERCENTILES = ("p50_ms", "p90_ms", "p99_ms", "max_ms")
+
+
+@dataclass
+class Pictures:
+    """What ``draw`` made: file names by picture, and a sentence for each one it could not."""
+
+    drawn: dict[str, str] = field(default_factory=dict)
+    missing: dict[str, str] = field(default_factory=dict)
+
+
+def draw(out_dir: Path, results: dict) -> Pictures:
+    """Every picture the results allow, written to ``out_dir``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot
+
+    pictures = Pictures()
+    benches = results["benchmarks"]
+    runs = {key: benches[key]["runs"] for key in THROUGHPUT if benches.get(key, {}).get("runs")}
+    for name, function in ((ROUNDS, _rounds), (LATENCY, _latency)):
+        if runs:
+            _save(pyplot, function(pyplot, runs), out_dir / name)
+            pictures.drawn[name] = name
+        else:
+            pictures.missing[name] = "no throughput benchmark (a) or (b) in this run"
+    curve = benches.get("i_cost_curve")
+    if curve and curve.get("draw") and curve.get("list"):
+        _save(pyplot, _cost_curve(pyplot, curve), out_dir / COST_CURVE)
+        pictures.drawn[COST_CURVE] = COST_CURVE
+    else:
+        pictures.missing[COST_CURVE] = "no cost curve (i) in this run"
+    pictures.missing[BUDGET_BURST] = missing_budget_series(benches)
+    return pictures
+
+
+def missing_budget_series(benches: dict) -> str:
+    """Why the Telegram budget's burst over time is not drawn."""
+    return (
+        "results.json holds no time series of the burst: (b) records each 15 s round's totals "
+        "(registrations, getChatMember calls, latencies), not the budget's calls, waits and "
+        "refusals second by second" + ("" if "b_burst" in benches else "; and this run has no (b)")
+    )
+
+
+def _save(pyplot, figure, path: Path) -> None:
+    # No software version or date in the file: the same results draw the same bytes.
+    figure.savefig(path, dpi=100, metadata={"Software": None})
+    pyplot.close(figure)
+
+
+def _rounds_of(result: dict) -> list[dict]:
+    return result.get("rounds") or [result]
+
+
+def _rounds(pyplot, runs: dict[str, list[dict]]):
+    """Registrations a second of the service beside the ceiling, each round, each worker model."""
+    figure, axes = pyplot.subplots(1, len(runs), figsize=(6.5 * len(runs), 4.2), squeeze=False)
+    for axis, (key, key_runs) in zip(axes[0], runs.items(), strict=True):
+        labels, service, ceiling, ratios = [], [], [], []
+        for run in key_runs:
+            rounds = list(zip(_rounds_of(run["service"]), _rounds_of(run["ceiling"]), strict=True))
+            for index, (one_service, one_ceiling) in enumerate(rounds):
+                labels.append(f"{run['tag']}\nround {index + 1}" if len(rounds) > 1 else run["tag"])
+                service.append(one_service["created_rps"])
+                ceiling.append(one_ceiling["created_rps"])
+                ratios.append(run["round_ratios"][index])
+        positions = range(len(labels))
+        width = 0.38
+        axis.bar(
+            [p - width / 2 for p in positions], ceiling, width, label="ceiling app", color="#9aa5b1"
+        )
+        bars = axis.bar(
+            [p + width / 2 for p in positions], service, width, label="service", color="#2b6cb0"
+        )
+        for bar, ratio in zip(bars, ratios, strict=True):
+            axis.annotate(
+                f"{ratio:.2f}",
+                (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+                ha="center",
+                va="bottom",
+                fontsize=8,
+            )
+        axis.set_xticks(list(positions), labels, fontsize=8)
+        axis.set_ylabel("confirmed registrations / s")
+        axis.set_title(THROUGHPUT[key], fontsize=10)
+        axis.legend(fontsize=8, loc="upper right")
+        axis.set_ylim(0, max(ceiling + service) * 1.18)
+    figure.suptitle(
+        "Registrations per second, service beside ceiling (number: service / ceiling)", fontsize=11
+    )
+    figure.tight_layout()
+    return figure
+
+
+def _latency(pyplot, runs: dict[str, list[dict]]):
+    """Latency percentiles of each round: the service solid, the ceiling dashed."""
+    figure, axes = pyplot.subplots(1, len(runs), figsize=(6.5 * len(runs), 4.2), squeeze=False)
+    from matplotlib import ticker
+
+    colours = pyplot.rcParams["axes.prop_cycle"].by_key()["color"]
+    for axis, (key, key_runs) in zip(axes[0], runs.items(), strict=True):
+        line = 0
+        for run in key_runs:
+            for app, style in (("service", "-"), ("ceiling", "--")):
+                rounds = _rounds_of(run[app])
+                for index, one in enumerate(rounds):
+                    name = f"{app} {run['tag']}" + (f" r{index + 1}" if len(rounds) > 1 else "")
+                    axis.plot(
+                        range(len(PERCENTILES)),
+                        [one[p] for p in PERCENTILES],
+                        style,
+                        marker="o",
+                        markersize=3,
+                        color=colours[(line + index) % len(colours)],
+                        label=name,
+                    )
+            line += len(_rounds_of(run["service"]))
+        axis.set_yscale("log")
+        plain = ticker.FuncFormatter(lambda value, _position: f"{value:g}")
+        axis.yaxis.set_major_formatter(plain)
+        axis.yaxis.set_minor_formatter(plain)
+        axis.tick_params(axis="y", which="minor", labelsize=7)
+        axis.set_xticks(range(len(PERCENTILES)), ["p50", "p90", "p99", "max"])
+        axis.set_ylabel("ms (log scale)")
+        axis.set_title(THROUGHPUT[key], fontsize=10)
+        axis.grid(True, which="both", axis="y", alpha=0.3)
+        axis.legend(fontsize=7, ncol=2)
+    figure.suptitle("Latency of registrations by percentile, each round", fontsize=11)
+    figure.tight_layout()
+    return figure
+
+
+def _cost_curve(pyplot, curve: dict):
+    """Seconds of a draw and of a whole-list request against entrants, with linear growth from
+    the smallest size for comparison."""
+    figure, axis = pyplot.subplots(figsize=(6.5, 4.2))
+    for kind, colour in (("draw", "#c05621"), ("list", "#2b6cb0")):
+        points = sorted(curve[kind], key=lambda p: p["entrants"])
+        sizes = [p.get("rows", p["entrants"]) for p in points]
+        seconds = [p["seconds"] for p in points]
+        label = (
+            "draw (100 winners, re-check on)" if kind == "draw" else "whole list (limit = entrants)"
+        )
+        axis.plot(sizes, seconds, "-o", color=colour, label=label)
+        axis.plot(
+            sizes,
+            [seconds[0] * n / sizes[0] for n in sizes],
+            ":",
+            color=colour,
+            alpha=0.6,
+            label=f"{kind}: linear from {sizes[0]:,}",
+        )
+        for size, second in zip(sizes, seconds, strict=True):
+            axis.annotate(
+                f"{second:g} s",
+                (size, second),
+                textcoords="offset points",
+                xytext=(4, -10),
+                fontsize=8,
+            )
+    axis.set_xscale("log")
+    axis.set_yscale("log")
+    axis.set_xlabel("entrants")
+    axis.set_ylabel("seconds (log scale)")
+    axis.grid(True, which="both", alpha=0.3)
+    axis.legend(fontsize=8)
+    axis.set_title("Cost curve: draw and whole list against entrants", fontsize=11)
+    figure.tight_layout()
+    return figure
