@@ -37,7 +37,7 @@ from array import array
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from itertools import islice
 from typing import Any
 
@@ -47,9 +47,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from config import current_settings
-from models import DrawRecord, EntrantCommitment, GiveawayState, Participant
+from models import DrawRecord, EntrantCommitment, GiveawayState, Membership, Participant
 from services import beacon
 from services.audit import EventType, record_event
+from services.clients.channel import get_channel
 from services.clients.giveaway import get_giveaway
 from services.commitments import ensure_giveaway_state
 from services.errors import (
@@ -61,6 +62,7 @@ from services.errors import (
     NotAnEntrant,
     NotAWinner,
     NotDrawn,
+    SubscriptionCheckUnavailable,
 )
 from services.numbering import exclude_registrations, number_pending, pending_entries
 from services.store import store
@@ -69,14 +71,17 @@ from services.transaction import read_only, write_transaction
 from utils import draw as algorithm
 from utils import entrant_tree
 from utils.iterators import started
-from utils.metrics import DRAWS
+from utils.metrics import DRAW_RECHECK_WAITS, DRAWS
 from utils.request_context import current_caller, current_request_id
 from utils.timeutil import isoformat, utcnow
 
 RECHECK_PARALLELISM = 16
-# The whole re-check may wait this long for the bot's budget of Telegram calls: the Giveaway
-# service waits 30 s for select-winners, and Telegram's answers and the record need the rest.
-RECHECK_BUDGET_WAIT_SECONDS = 20.0
+# A draw's close, list, beacon and re-check must be done this long after the request came: the
+# Giveaway service waits 30 s for select-winners, and the record and the answer need the rest.
+DRAW_SECONDS = 25.0
+# A re-check answer "subscribed" given after the close and at most this long ago is not asked
+# again when a draw or reroll that failed (Telegram's limits, a beacon outage) is retried.
+RECHECK_REUSE_SECONDS = 600
 MAX_RECORD_ATTEMPTS = 3
 # How long after its publication time a beacon round may take to arrive from the relays before
 # the draw answers 503 (the round stays fixed for the retry).
@@ -116,6 +121,7 @@ class _Seed:
     commitment: str
     committed_at: datetime
     account_id: int | None
+    closed_at: datetime | None
 
 
 @dataclass(frozen=True)
@@ -166,6 +172,7 @@ class _Stale(Exception):
 
 def draw_winners(*, giveaway_id: int, winner_count: int) -> DrawOutcome:
     """Draw the giveaway's winners once; every later call returns that same draw."""
+    deadline = time.monotonic() + DRAW_SECONDS
     existing = _first_draw(giveaway_id)
     if existing is not None:
         return _repeat(existing, winner_count)
@@ -178,7 +185,7 @@ def draw_winners(*, giveaway_id: int, winner_count: int) -> DrawOutcome:
         algorithm.mixed_seed(seed.seed, randomness and randomness["randomness"], committed.root),
         entrants.user_ids,
         winner_count,
-        _rechecker(giveaway_id, seed) if recheck else None,
+        _rechecker(giveaway_id, seed, deadline) if recheck else None,
         version=2,
     )
     plan = _Plan(
@@ -222,6 +229,7 @@ def reroll(
 ) -> DrawOutcome:
     """Replace one winner, or add winners, never choosing anyone who has won before."""
     fingerprint = _fingerprint(replace_user_id, add_count, reason)
+    deadline = time.monotonic() + DRAW_SECONDS
     for _ in range(MAX_RECORD_ATTEMPTS):
         done = _by_idempotency_key(giveaway_id, idempotency_key)
         if done is not None:
@@ -230,7 +238,7 @@ def reroll(
                 raise IdempotencyKeyReused(details={"idempotency_key": idempotency_key})
             return _outcome(done, already_done=True)
         plan = _plan_reroll(
-            giveaway_id, replace_user_id, add_count, reason, idempotency_key, fingerprint
+            giveaway_id, replace_user_id, add_count, reason, idempotency_key, fingerprint, deadline
         )
         try:
             return _record(giveaway_id, plan)
@@ -469,6 +477,7 @@ def _seed_of(state: GiveawayState) -> _Seed:
         commitment=state.next_commitment,
         committed_at=state.committed_at,
         account_id=state.account_id,
+        closed_at=state.closed_at,
     )
 
 
@@ -525,36 +534,82 @@ def _pick(
     return winners, skipped
 
 
-def _rechecker(giveaway_id: int, seed: _Seed) -> Recheck:
-    """Ask Telegram about candidates in parallel; any "cannot verify" fails the whole draw."""
+def _rechecker(giveaway_id: int, seed: _Seed, deadline: float) -> Recheck:
+    """Ask Telegram about candidates in parallel, within the bot's budget and by ``deadline``.
+
+    Telegram's limits are waited out while the deadline allows: a candidate refused a slot, or
+    answered 429, is asked again once the budget lets it (the budget holds every call of the bot
+    back during a flood wait). Any other "cannot verify", or one that cannot be waited out in
+    time, fails the whole draw, which records nothing. "Subscribed" answers are remembered, so a
+    retried draw does not ask again about a candidate answered after the close moments ago.
+    """
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     account: list[int] = [] if seed.account_id is None else [seed.account_id]
-    budget_ends = time.monotonic() + RECHECK_BUDGET_WAIT_SECONDS
 
     def check_one(user_id: int) -> tuple[int, str | None]:
         with app.app_context():
-            # A "subscribed" answer needs no keeping here (registrations are closed); a "not
-            # subscribed" one still forgets what registrations remembered.
-            verdict = check_subscription(
-                account_id=account[0],
-                user_id=user_id,
-                remember=False,
-                budget_wait=max(0.0, budget_ends - time.monotonic()),
-            )
-        return user_id, None if verdict.is_subscribed else verdict.status
+            while True:
+                try:
+                    verdict = check_subscription(
+                        account_id=account[0],
+                        user_id=user_id,
+                        budget_wait=max(0.0, deadline - time.monotonic()),
+                    )
+                    return user_id, None if verdict.is_subscribed else verdict.status
+                except SubscriptionCheckUnavailable as error:
+                    if not _can_wait_out(error, deadline):
+                        raise
+                    DRAW_RECHECK_WAITS.inc()
+                    time.sleep(RECHECK_PAUSE_SECONDS)  # then the budget's own wait, if any
 
     def recheck(user_ids: list[int]) -> dict[int, str]:
         if not account:  # only giveaways committed before any entry lack it; asked once, cached
             account.append(get_giveaway(giveaway_id).account_id)
-        with ThreadPoolExecutor(max_workers=min(RECHECK_PARALLELISM, len(user_ids))) as pool:
+        answered = _subscribed_since_close(account[0], seed.closed_at, user_ids)
+        asked = [user_id for user_id in user_ids if user_id not in answered]
+        if not asked:
+            return {}
+        with ThreadPoolExecutor(max_workers=min(RECHECK_PARALLELISM, len(asked))) as pool:
             futures = [
-                pool.submit(contextvars.copy_context().run, check_one, user_id)
-                for user_id in user_ids
+                pool.submit(contextvars.copy_context().run, check_one, user_id) for user_id in asked
             ]
             answers = [future.result() for future in futures]  # re-raises "cannot verify"
         return {user_id: status for user_id, status in answers if status is not None}
 
     return recheck
+
+
+RECHECK_PAUSE_SECONDS = 0.05
+_PACED = frozenset({"over_budget", "rate_limited"})
+
+
+def _can_wait_out(error: SubscriptionCheckUnavailable, deadline: float) -> bool:
+    """Whether a "cannot verify" is only Telegram's pace (the bot's budget, a flood wait) and
+    passes before the deadline."""
+    paced = (error.details or {}).get("reason") in _PACED
+    wait = error.retry_after or 1
+    return paced and time.monotonic() + wait < deadline
+
+
+def _subscribed_since_close(
+    account_id: int, closed_at: datetime | None, user_ids: list[int]
+) -> set[int]:
+    """The users Telegram called subscribed after the close, within RECHECK_REUSE_SECONDS (the
+    answers of an earlier attempt of this draw)."""
+    if closed_at is None:
+        return set()
+    since = max(closed_at, utcnow() - timedelta(seconds=RECHECK_REUSE_SECONDS))
+    channel_id = get_channel(account_id).channel_id
+    with read_only() as session:
+        return set(
+            session.scalars(
+                select(Membership.user_id).where(
+                    Membership.channel_id == channel_id,
+                    Membership.user_id.in_(user_ids),
+                    Membership.verified_at >= since,
+                )
+            )
+        )
 
 
 def _plan_reroll(
@@ -564,6 +619,7 @@ def _plan_reroll(
     reason: str,
     idempotency_key: str,
     fingerprint: str,
+    deadline: float,
 ) -> _Plan:
     with read_only() as session:
         past = session.scalars(
@@ -601,7 +657,7 @@ def _plan_reroll(
         order_seed,
         eligible,
         count,
-        _rechecker(giveaway_id, seed) if recheck else None,
+        _rechecker(giveaway_id, seed, deadline) if recheck else None,
         version=version,
     )
     if replace_user_id is not None:

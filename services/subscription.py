@@ -10,7 +10,8 @@ may rely on one given within ``SUBSCRIPTION_CACHE_SECONDS`` (a returning user, o
 checked with verify-subscription): it saves a Telegram call, and Telegram's per-bot rate limits,
 in a burst. The registration reads it in its own write (``Store.enter``). Only
 "subscribed" is remembered, so a user told to join who joins and taps again is asked afresh; a
-fresh "not subscribed" forgets it at once; verify-subscription and the draw always ask Telegram.
+fresh "not subscribed" forgets it at once; verify-subscription and the draw always ask Telegram
+(a retried draw relies only on answers its earlier attempt got after the close: services/draws.py).
 
 Every question to Telegram is paced by the bot's budget (``TELEGRAM_CALLS_PER_SECOND``). A
 registration that finds no slot in time is refused (``SUBSCRIPTION_OVERFLOW=refuse``, the only

@@ -61,6 +61,11 @@ SUBSCRIPTION_CHECKS = Counter(
 DRAWS = Counter(
     f"{_PREFIX}_draws_total", "Draw requests: recorded or repeated, per kind", ["kind", "outcome"]
 )
+DRAW_RECHECK_WAITS = Counter(
+    f"{_PREFIX}_draw_recheck_waits_total",
+    "Draw re-check questions held back by Telegram's pace (the bot's budget or a flood wait) and "
+    "asked again",
+)
 OUTGOING_REQUESTS = Counter(
     f"{_PREFIX}_outgoing_requests_total", "Calls to siblings and Telegram", ["peer", "outcome"]
 )
