@@ -23,7 +23,11 @@ from services.store.prepared import Prepared, fetch_one
 
 # The advisory lock namespace of this service in the shared database ("tg" + 0x1e).
 LOCK_NAMESPACE = 0x7467_1E
-# Rows per chunk of a list page, of the CSV export and of the draw's entrant list.
+# Rows per chunk of a list page, of the CSV export and of the draw's entrant list. A streamed
+# list or export starts with FIRST_CHUNK_ROWS and doubles up to its full chunk: a client that asks
+# for a whole giveaway and never reads costs a few small chunks (what fits its socket's buffers),
+# and one that reads gets full chunks after a few round trips.
+FIRST_CHUNK_ROWS = 250
 PAGE_CHUNK_ROWS = 5_000
 EXPORT_CHUNK_ROWS = 20_000
 ENTRANTS_CHUNK_ROWS = 200_000
@@ -190,6 +194,16 @@ _ENTRANTS_CHUNK = text(
 )
 
 
+def _growing(start: int, stop: int, largest: int) -> Iterator[tuple[int, int]]:
+    """(after, last] ranges covering (start, stop]: FIRST_CHUNK_ROWS long, then each twice the one
+    before, up to ``largest``."""
+    size = min(FIRST_CHUNK_ROWS, largest)
+    while start < stop:
+        end = min(start + size, stop)
+        yield start, end
+        start, size = end, min(2 * size, largest)
+
+
 def lock_key(giveaway_id: int) -> dict[str, int]:
     """The advisory lock of a giveaway's entries, as bind parameters."""
     return {"lock_namespace": LOCK_NAMESPACE, "lock_key": giveaway_id % 2_147_483_647}
@@ -275,25 +289,15 @@ class PostgresStore:
         return row[0] if row else 0
 
     def page_json(self, giveaway_id: int, after: int, last: int) -> Iterator[str]:
-        for start in range(after, last, PAGE_CHUNK_ROWS):
-            chunk = self._scalar(
-                _PAGE_CHUNK,
-                giveaway_id=giveaway_id,
-                after=start,
-                last=min(start + PAGE_CHUNK_ROWS, last),
-            )
+        for start, end in _growing(after, last, PAGE_CHUNK_ROWS):
+            chunk = self._scalar(_PAGE_CHUNK, giveaway_id=giveaway_id, after=start, last=end)
             if not chunk:
                 return
             yield chunk
 
     def export_csv(self, giveaway_id: int, total: int) -> Iterator[str]:
-        for start in range(0, total, EXPORT_CHUNK_ROWS):
-            chunk = self._scalar(
-                _EXPORT_CHUNK,
-                giveaway_id=giveaway_id,
-                after=start,
-                last=min(start + EXPORT_CHUNK_ROWS, total),
-            )
+        for start, end in _growing(0, total, EXPORT_CHUNK_ROWS):
+            chunk = self._scalar(_EXPORT_CHUNK, giveaway_id=giveaway_id, after=start, last=end)
             if chunk:
                 yield chunk
 
