@@ -53,6 +53,6 @@ bench: $(DEPS)  ## benchmarks with targets against the ceiling app: bench/REPORT
 	@command -v wrk >/dev/null || { echo "make bench needs wrk: apt-get install wrk"; exit 1; }
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
-bench-smoke: $(DEPS)  ## every benchmark at tiny scale (< 60 s); fails only if one cannot run
+bench-smoke: $(DEPS)  ## every benchmark at tiny scale (about 90 s: each draw waits up to 3 s for its beacon round); fails only if one cannot run
 	@command -v wrk >/dev/null || { echo "make bench-smoke needs wrk: apt-get install wrk"; exit 1; }
 	$(BIN)/python bench/run.py --smoke

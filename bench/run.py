@@ -2,7 +2,7 @@
 """`make bench`: the service's benchmarks (issue 7), against the ceiling of this stack.
 
     .venv/bin/python bench/run.py            # the full run (about 15 minutes on 2 cores)
-    .venv/bin/python bench/run.py --smoke    # every benchmark at tiny scale (< 60 s, for CI)
+    .venv/bin/python bench/run.py --smoke    # every benchmark at tiny scale (about 90 s, for CI)
 
 What it does, from nothing:
 
@@ -81,7 +81,7 @@ SCENARIOS: list[tuple[str, Scenario]] = [
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmarks the arguments ask for; non-zero when one of them could not run."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--smoke", action="store_true", help="tiny scale, < 60 s, for CI")
+    parser.add_argument("--smoke", action="store_true", help="tiny scale, about 90 s, for CI")
     parser.add_argument(
         "--profile", action="store_true", help="also profile the service with py-spy"
     )
