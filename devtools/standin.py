@@ -21,9 +21,12 @@ The world it pretends:
 - it is also a drand relay for the development chain (devtools/drand_chain.py, quicknet's scheme
   under a public development key): ``/{chain_hash}/public/{round}`` answers a round published by
   now (404 for a later one), ``/{chain_hash}/public/latest`` the latest, ``/{chain_hash}/info``
-  the chain's facts.
+  the chain's facts;
+- Telegram's flood control, with ``--telegram-limit N``: at most N getChatMember calls of one bot
+  in any second, a 429 with ``retry_after: 1`` beyond; ``GET /_standin/telegram`` counts the calls,
+  the 429s and the calls answered in each second.
 
-Run: ``python devtools/standin.py --port 8090 [--telegram-delay-ms 100]``.
+Run: ``python devtools/standin.py --port 8090 [--telegram-delay-ms 100] [--telegram-limit 30]``.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ import json
 import re
 import sys
 import time
+from collections import Counter, deque
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -67,9 +71,17 @@ REASONS = {
 class World:
     """The stand-in's state: giveaway statuses and membership overrides."""
 
-    def __init__(self, service_secret: str, telegram_delay: float) -> None:
+    def __init__(
+        self, service_secret: str, telegram_delay: float, telegram_limit: int | None = None
+    ) -> None:
         self.service_secret = service_secret
         self.telegram_delay = telegram_delay
+        # Telegram's flood control, imitated: at most this many getChatMember calls of one bot
+        # in any second, a 429 with retry_after beyond (None: no limit).
+        self.telegram_limit = telegram_limit
+        self.recent_calls: dict[int, deque[float]] = {}
+        self.chat_member_refused = 0
+        self.calls_by_second: Counter[int] = Counter()  # unix second -> getChatMember answered
         self.giveaway_status: dict[int, str] = {410: "finished"}
         self.giveaway_failures: dict[int, int] = {}  # giveaway id -> the 5xx it answers
         self.members: dict[int, str] = {}
@@ -95,9 +107,24 @@ class World:
             return self.token(int(match[1]), headers.get("x-service-token", ""))
         if match := CHAT_MEMBER.match(path):
             self.chat_member_calls += 1
+            if self.over_limit(int(match[1])):
+                self.chat_member_refused += 1
+                return 429, {
+                    "ok": False,
+                    "error_code": 429,
+                    "description": "Too Many Requests: retry after 1",
+                    "parameters": {"retry_after": 1},
+                }
+            self.calls_by_second[int(time.time())] += 1
             if self.telegram_delay:
                 await asyncio.sleep(self.telegram_delay)
             return self.chat_member(int(match[1]), parse_qs(url.query))
+        if method == "GET" and path == "/_standin/telegram":
+            return 200, {
+                "calls": self.chat_member_calls,
+                "refused_429": self.chat_member_refused,
+                "answered_by_second": {str(k): v for k, v in sorted(self.calls_by_second.items())},
+            }
         if method == "GET" and (match := DRAND_ROUND.match(path)):
             return self.drand_round(match[1])
         if method == "GET" and path == DRAND_INFO:
@@ -118,6 +145,20 @@ class World:
             self.members[int(match[1])] = json.loads(body or b"{}").get("status", "member")
             return 200, {"success": True}
         return 404, {"success": False, "error": "not found", "error_code": "NOT_FOUND"}
+
+    def over_limit(self, bot_id: int) -> bool:
+        """Whether this call would exceed the bot's calls in the last second (and if not, count
+        it)."""
+        if self.telegram_limit is None:
+            return False
+        now = time.monotonic()
+        calls = self.recent_calls.setdefault(bot_id, deque())
+        while calls and calls[0] <= now - 1.0:
+            calls.popleft()
+        if len(calls) >= self.telegram_limit:
+            return True
+        calls.append(now)
+        return False
 
     def giveaway(self, giveaway_id: int) -> tuple[int, dict]:
         if failure := self.giveaway_failures.get(giveaway_id):
@@ -242,8 +283,16 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8090)
     parser.add_argument("--service-secret", default="dev-service-secret-not-for-production")
     parser.add_argument("--telegram-delay-ms", type=float, default=0.0)
+    parser.add_argument(
+        "--telegram-limit",
+        type=int,
+        default=None,
+        help="getChatMember calls one bot may make in any second; a 429 beyond (default: none)",
+    )
     arguments = parser.parse_args()
-    world = World(arguments.service_secret, arguments.telegram_delay_ms / 1000)
+    world = World(
+        arguments.service_secret, arguments.telegram_delay_ms / 1000, arguments.telegram_limit
+    )
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(serve(arguments.host, arguments.port, world))
 
