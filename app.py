@@ -13,11 +13,12 @@ from apiflask import APIFlask
 from flask import Response, g, request
 from flask_cors import CORS
 from sqlalchemy import event
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 import commands
 from config import BASE_DIR, ConfigError, Settings
 from extensions import VERSION_TABLE, db, migrate, redis_connection
-from routes import audit, delivery, draws, health, history, lists, metrics, registration
+from routes import audit, delivery, draws, health, history, lists, metrics, pages, registration
 from routes.converters import (
     DigitsIdConverter,
     TelegramIdConverter,
@@ -27,7 +28,7 @@ from routes.converters import (
 from routes.errors import register_error_handlers
 from routes.json_request import JsonRequest
 from schemas.common import ERROR_SCHEMA, add_documented_schemas, error_responses
-from services import cache, captcha, store, telegram_budget
+from services import cache, captcha, public_draws, store, telegram_budget
 from services.clients import http
 from utils.logs import configure_logging
 from utils.metrics import HTTP_LATENCY, HTTP_REQUESTS, declare_series, method_label
@@ -84,6 +85,8 @@ def configure(app: APIFlask, settings: Settings) -> None:
     app.url_map.converters["digits"] = DigitsIdConverter
     app.url_value_preprocessor(reject_invalid_ids)
     app.spec_processor(complete_spec)
+    if settings.trusted_proxy_hops:  # behind reverse proxies: the client as X-Forwarded-For says
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxy_hops)
 
 
 def complete_spec(spec: dict) -> dict:
@@ -142,6 +145,7 @@ def register_extensions(app: APIFlask, settings: Settings) -> None:
     captcha.init_app(app, settings)
     http.init_app(app, settings)
     telegram_budget.init_app(app, settings)
+    public_draws.init_app(app, settings)
     if settings.cors_origins:
         CORS(
             app,
@@ -181,6 +185,7 @@ def register_blueprints(app: APIFlask) -> None:
     app.register_blueprint(history.bp)
     app.register_blueprint(delivery.bp)
     app.register_blueprint(audit.bp)
+    app.register_blueprint(pages.bp)
     app.register_blueprint(metrics.bp)
     declare_series(app.url_map)
 

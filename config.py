@@ -142,6 +142,10 @@ class Settings(BaseSettings):
         QUICKNET.period, ge=1, le=3600, validation_alias="DRAND_PERIOD_SECONDS"
     )
     drand_timeout: Seconds = Field(2.0, validation_alias="DRAND_TIMEOUT_SECONDS")
+    # The public draw page's "Was I counted?" lookups, per client (services/public_draws.py).
+    public_proof_lookups_per_minute: int = Field(30, ge=1, le=6000)
+    public_proof_lookup_burst: int = Field(10, ge=1, le=1000)
+    trusted_proxy_hops: int = Field(0, ge=0, le=5)
 
     @field_validator("database_url")
     @classmethod

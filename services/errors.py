@@ -155,6 +155,12 @@ class CaptchaLocked(ServiceError):
     message = "Too many wrong answers. Please try again later."
 
 
+class TooManyLookups(ServiceError):
+    status = 429
+    code = "RATE_LIMITED"
+    message = "Too many proof lookups from this address; try again after retry_after seconds."
+
+
 class Unavailable(ServiceError):
     """A dependency cannot answer now; the same request may succeed later."""
 

@@ -129,8 +129,9 @@ _CLOSED_FOR = _PRELUDE + "return whole(math.max(0, closed_until - now))"
 class RedisPacer:
     """The schedules in Redis, shared by every process that uses the same Redis."""
 
-    def __init__(self, client: redis.Redis) -> None:
+    def __init__(self, client: redis.Redis, prefix: str = KEY_PREFIX) -> None:
         self.client = client
+        self.prefix = prefix  # another prefix keeps other schedules (services/public_draws.py)
         self._reserve = client.register_script(_RESERVE)
         self._penalize = client.register_script(_PENALIZE)
         self._closed_for = client.register_script(_CLOSED_FOR)
@@ -138,20 +139,20 @@ class RedisPacer:
     def reserve(self, bot_id: str, *, rate: float, max_wait: float) -> Slot:
         """Reserve the bot's next slot if it is at most ``max_wait`` seconds away."""
         verdict, wait, at = self._reserve(
-            keys=[KEY_PREFIX + bot_id], args=[pacing.RECOVERY, rate, _micros(max_wait)]
+            keys=[self.prefix + bot_id], args=[pacing.RECOVERY, rate, _micros(max_wait)]
         )
         return Slot(Verdict(int(verdict)), int(wait), int(at))
 
     def penalize(self, bot_id: str, *, flood_wait: float) -> None:
         """Close the bot's schedule for ``flood_wait`` seconds, then slow it down."""
         self._penalize(
-            keys=[KEY_PREFIX + bot_id],
+            keys=[self.prefix + bot_id],
             args=[pacing.RECOVERY, _micros(flood_wait), pacing.SLOWDOWN, pacing.MIN_FACTOR],
         )
 
     def closed_for(self, bot_id: str) -> float:
         """Seconds until the bot's flood wait ends; 0 when there is none."""
-        return int(self._closed_for(keys=[KEY_PREFIX + bot_id], args=[pacing.RECOVERY])) / MICROS
+        return int(self._closed_for(keys=[self.prefix + bot_id], args=[pacing.RECOVERY])) / MICROS
 
 
 class TelegramBudget:
