@@ -49,10 +49,16 @@ def test_the_pool_gauge_counts_connections_lent_out_and_back(make_app):
     assert size > 0
 
 
-def test_a_draw_routes_latency_exists_before_the_first_draw(make_app):
+def test_every_routes_latency_and_the_draw_outcomes_exist_before_they_happen(make_app):
     # A series that first appears at 1 shows Prometheus no increase: the first draw of a worker
     # would be missing from the dashboard if its series were not there, at zero, from the start.
-    exposition = scrape(make_app().test_client())
+    # (The counters are the process's: earlier tests may have moved them, so only their presence
+    # is asserted, for every route, including those no test of this session has called.)
+    app = make_app()
+    exposition = scrape(app.test_client())
     count = "telegive_participant_http_request_duration_seconds_count"
-    assert f'{count}{{method="POST",route="{SELECT_WINNERS}"}} 0.0' in exposition
+    for rule in app.url_map.iter_rules():
+        for method in (rule.methods or set()) - {"HEAD", "OPTIONS"}:
+            assert f'{count}{{method="{method}",route="{rule.rule}"}}' in exposition
+    assert f'{count}{{method="POST",route="{SELECT_WINNERS}"}}' in exposition
     assert 'telegive_participant_draws_total{kind="draw",outcome="recorded"}' in exposition
