@@ -99,6 +99,8 @@ class Settings(BaseSettings):
     channel_url: HttpUrl = Field("", validation_alias="TELEGIVE_CHANNEL_URL")
     auth_url: HttpUrl = Field("", validation_alias="TELEGIVE_AUTH_URL")
     telegram_api_base: HttpUrl = "https://api.telegram.org"
+    # Where participants reach this service (the draw page's links); unset: no link is given.
+    public_base_url: HttpUrl = ""
     service_to_service_secret: SecretStr = SecretStr("")
     tokens_by_caller: Annotated[dict[str, SecretStr], NoDecode] = Field(
         default_factory=dict, validation_alias="SERVICE_TOKENS"

@@ -6,6 +6,7 @@ cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
 export APP_ENV=${APP_ENV:-development}
 export PORT=${PORT:-8004}
+export PUBLIC_BASE_URL=${PUBLIC_BASE_URL:-http://127.0.0.1:$PORT}  # the draw page links to itself
 export GUNICORN_BIND=${GUNICORN_BIND:-127.0.0.1:$PORT}
 # Local defaults only; a real deployment sets these explicitly.
 export REQUIRE_SERVICE_AUTH=${REQUIRE_SERVICE_AUTH:-false}

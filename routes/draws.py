@@ -54,6 +54,7 @@ def select_winners(giveaway_id: int, body: SelectWinnersIn):
         unclaimed_count=max(0, outcome.record["requested_count"] - len(outcome.current_winners)),
         skipped=outcome.record["skipped"],
         draw=outcome.record,
+        verification_url=draws.verification_url(giveaway_id),
     )
 
 

@@ -80,6 +80,10 @@ class SelectWinnersOut(OutputModel):
     unclaimed_count: int
     skipped: list[dict[str, Any]]
     draw: dict[str, Any] = Field(description="The published draw record (see utils/draw.py).")
+    verification_url: str | None = Field(
+        default=None,
+        description="The page where anyone checks this draw in a browser (PUBLIC_BASE_URL).",
+    )
 
 
 class RerollOut(OutputModel):
@@ -160,6 +164,10 @@ class DrawDocumentOut(OutputModel):
     )
     beacon: BeaconFactsOut | None = Field(
         default=None, description="The drand chain draws take public randomness from (null: off)."
+    )
+    verification_url: str | None = Field(
+        default=None,
+        description="The page where anyone checks this draw in a browser (PUBLIC_BASE_URL).",
     )
     next_reroll_round: dict[str, Any] | None = Field(
         default=None, description="The beacon round fixed for a reroll requested but not done."

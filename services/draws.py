@@ -277,6 +277,7 @@ def draw_document(giveaway_id: int) -> dict[str, Any]:
         "committed_at": isoformat(state.committed_at),
         "entrant_commitment": None,
         "beacon": _beacon_facts(),
+        "verification_url": verification_url(giveaway_id),
     }
     if committed is not None and committed.entrant_root is not None:
         document["entrant_commitment"] = {
@@ -295,6 +296,12 @@ def draw_document(giveaway_id: int) -> dict[str, Any]:
         document["draw"] = records[-1]
         document["records"] = list(records)
     return document
+
+
+def verification_url(giveaway_id: int) -> str | None:
+    """The public page where anyone checks this giveaway's draw (None without PUBLIC_BASE_URL)."""
+    base = current_settings().public_base_url
+    return f"{base}/draws/{giveaway_id}" if base else None
 
 
 def _beacon_facts() -> dict[str, Any] | None:

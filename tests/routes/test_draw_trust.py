@@ -280,3 +280,22 @@ def test_the_standalone_verifier_without_the_bls_package_says_which_check_it_ski
     )
     assert refused.returncode == 1
     assert "NOT VERIFIED" in refused.stdout
+
+
+def test_the_draw_answers_link_to_the_page_that_checks_it(make_app, peers):
+    """select-winners and the draw document give the public page's address (PUBLIC_BASE_URL),
+    and the page is there."""
+    app = make_app(PUBLIC_BASE_URL="https://participant.example/")
+    client = app.test_client()
+    peers.standard()
+    add_entries(app, 1, USERS)
+    body = select_winners(client, count=2).get_json()
+    assert body["verification_url"] == "https://participant.example/draws/1"
+    assert document(client)["verification_url"] == "https://participant.example/draws/1"
+    assert client.get("/draws/1").status_code == 200
+
+
+def test_without_a_public_address_no_link_is_given(client, peers, app):
+    peers.standard()
+    add_entries(app, 1, USERS)
+    assert select_winners(client, count=2).get_json()["verification_url"] is None
