@@ -116,7 +116,9 @@ class Settings(BaseSettings):
     telegram_budget_wait: float = Field(
         2.0, ge=0, le=8, validation_alias="TELEGRAM_BUDGET_WAIT_SECONDS"
     )
-    subscription_overflow: Literal["refuse"] = "refuse"
+    # Over the budget, a first-time registration is entered pending verification (defer) or
+    # answered 503 (refuse): services/registration.py.
+    subscription_overflow: Literal["defer", "refuse"] = "defer"
 
     @field_validator("database_url")
     @classmethod
@@ -126,12 +128,7 @@ class Settings(BaseSettings):
     @field_validator("subscription_overflow", mode="before")
     @classmethod
     def _overflow_mode(cls, value: object) -> object:
-        value = value.lower() if isinstance(value, str) else value
-        if value == "defer":
-            raise ValueError(
-                "is 'defer', which is not implemented yet: set 'refuse' or leave it unset"
-            )
-        return value
+        return value.lower() if isinstance(value, str) else value
 
     # Hand-written: `caller=token,...` is the format operators already use, not JSON.
     @field_validator("tokens_by_caller", mode="before")
