@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import json
+import logging
+import signal
+import threading
 
 import click
 from flask import Flask
 
-from services import captcha, draws, listing, subscription
+from services import captcha, draws, listing, pending, subscription
 from services.errors import DrawNotFound
+from utils.timeutil import utcnow
+
+log = logging.getLogger("telegive.commands")
 
 
 def register_commands(app: Flask) -> None:
@@ -38,6 +44,56 @@ def register_commands(app: Flask) -> None:
         if broken:
             raise SystemExit(1)
 
+    @app.cli.command("verify-pending")
+    @click.option(
+        "--workers",
+        type=click.IntRange(1, 64),
+        default=4,
+        show_default=True,
+        help="Entries verified at a time.",
+    )
+    @click.option(
+        "--max-seconds",
+        type=click.FloatRange(min=1),
+        default=240.0,
+        show_default=True,
+        help="Take no new entry after this long (not with --loop).",
+    )
+    @click.option(
+        "--loop",
+        is_flag=True,
+        help="Keep running until SIGTERM or SIGINT, draining the queue whenever entries are due.",
+    )
+    @click.option(
+        "--interval",
+        type=click.FloatRange(min=0.5),
+        default=5.0,
+        show_default=True,
+        help="With --loop: seconds to wait after a drain before looking again.",
+    )
+    def verify_pending(workers: int, max_seconds: float, loop: bool, interval: float) -> None:
+        """Confirm entries admitted pending verification (SUBSCRIPTION_OVERFLOW=defer): ask
+        Telegram within each bot's spare budget; subscribed → active, not subscribed →
+        excluded (audited, kept), cannot verify → retried later. Safe to run on several
+        instances at once. Without --loop: until nothing is due, then exit (a cron job)."""
+        if not loop:
+            _echo_run(pending.verify_pending(workers=workers, max_seconds=max_seconds))
+            return
+        stop = threading.Event()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda _signum, _frame: stop.set())
+        click.echo(f"verifying pending entries every {interval:g} s until stopped")
+        while not stop.is_set():
+            try:
+                run = pending.verify_pending(workers=workers, stop=stop)
+            except Exception:
+                log.exception("verify-pending run failed; trying again")
+            else:
+                if run.outcomes:
+                    _echo_run(run)
+            stop.wait(interval)
+        click.echo("stopped")
+
     @app.cli.command("giveaway-summary")
     @click.argument("giveaway_id", type=int)
     @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
@@ -54,6 +110,8 @@ def register_commands(app: Flask) -> None:
             "entries": stats.total,
             "active": stats.active,
             "unsubscribed_at_draw": stats.unsubscribed,
+            "subscription_pending": stats.subscription_pending,
+            "excluded": stats.excluded,
             "captcha_pending": stats.captcha_pending,
             "entries_closed": bool(document and document["entries_closed"]),
             "draw_records": len(document["records"]) if document and document.get("records") else 0,
@@ -78,3 +136,14 @@ def register_commands(app: Flask) -> None:
         for winner in summary["winners"]:
             name = f" @{winner['username']}" if winner["username"] else ""
             click.echo(f"    {winner['position']:>3}. {winner['user_id']}{name}")
+
+
+def _echo_run(run: pending.VerifierRun) -> None:
+    outcomes = ", ".join(f"{name} {count}" for name, count in sorted(run.outcomes.items()))
+    left = run.left
+    oldest = left.oldest_age(utcnow()) if left else 0.0
+    click.echo(
+        f"{outcomes or 'nothing to verify'} in {run.seconds:.1f} s; "
+        f"still pending {left.pending if left else 0} "
+        f"(due now {left.due if left else 0}, oldest {oldest:.0f} s)"
+    )

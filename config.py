@@ -133,7 +133,9 @@ class Settings(BaseSettings):
     telegram_budget_wait: float = Field(
         2.0, ge=0, le=8, validation_alias="TELEGRAM_BUDGET_WAIT_SECONDS"
     )
-    subscription_overflow: Literal["refuse"] = "refuse"
+    # Over the budget, a first-time registration is entered pending verification (defer) or
+    # answered 503 (refuse): services/registration.py.
+    subscription_overflow: Literal["defer", "refuse"] = "defer"
     # The public randomness a draw's seed mixes in (utils/drand.py); defaults: quicknet.
     draw_beacon: Annotated[Literal["drand", "off"], BeforeValidator(str.lower)] = "drand"
     drand_urls: HttpUrls = ("https://api.drand.sh", "https://drand.cloudflare.com")
@@ -157,12 +159,7 @@ class Settings(BaseSettings):
     @field_validator("subscription_overflow", mode="before")
     @classmethod
     def _overflow_mode(cls, value: object) -> object:
-        value = value.lower() if isinstance(value, str) else value
-        if value == "defer":
-            raise ValueError(
-                "is 'defer', which is not implemented yet: set 'refuse' or leave it unset"
-            )
-        return value
+        return value.lower() if isinstance(value, str) else value
 
     # Hand-written: `caller=token,...` is the format operators already use, not JSON.
     @field_validator("tokens_by_caller", mode="before")

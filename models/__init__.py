@@ -7,6 +7,7 @@ from models.captcha import CaptchaChallenge
 from models.draw import DrawRecord, EntrantCommitment
 from models.membership import Membership
 from models.participant import GiveawayState, Participant, ParticipantUser
+from models.pending import PendingVerification
 
 __all__ = [
     "AuditEvent",
@@ -18,4 +19,5 @@ __all__ = [
     "Membership",
     "Participant",
     "ParticipantUser",
+    "PendingVerification",
 ]

@@ -50,6 +50,8 @@ class Participant(Base):
     last_name: Mapped[str | None] = mapped_column(String(256))
     participated_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
     subscription_verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # active; pending (entered while Telegram was busy, subscription not confirmed yet); excluded
+    # (a pending entry Telegram then said was not subscribed); unsubscribed (found gone by a draw).
     status: Mapped[str] = mapped_column(
         String(16), nullable=False, default="active", server_default=text("'active'")
     )

@@ -78,6 +78,8 @@ def dashboard_list(giveaway_id: int, query: DashboardListQuery):
         "captcha_completed": stats.captcha_completed,
         "captcha_pending": stats.captcha_pending,
         "winners": stats.winners,
+        "subscription_pending": stats.subscription_pending,
+        "excluded": stats.excluded,
     }
     return stream_json(head, "participants", page.chunks)
 
@@ -85,14 +87,20 @@ def dashboard_list(giveaway_id: int, query: DashboardListQuery):
 @bp.get("/<id64:giveaway_id>/count")
 @bp.get("/count/<id64:giveaway_id>")
 @bp.doc(
-    summary="How many entries a giveaway has",
+    summary="How many entries a giveaway has (pending and excluded ones among them)",
     responses=error_responses(400, 401, 403, 503),
 )
 @bp.auth_required(auth, roles=["read"])
 @bp.output(CountOut)
 def count(giveaway_id: int):
-    total = listing.count_participants(giveaway_id)
-    return CountOut(giveaway_id=giveaway_id, count=total, total_participants=total)
+    counts = listing.count_entries(giveaway_id)
+    return CountOut(
+        giveaway_id=giveaway_id,
+        count=counts.total,
+        total_participants=counts.total,
+        subscription_pending=counts.subscription_pending,
+        excluded=counts.excluded,
+    )
 
 
 @bp.get("/<id64:giveaway_id>/stats")
@@ -100,8 +108,9 @@ def count(giveaway_id: int):
 @bp.doc(
     summary="A giveaway's figures (cheap enough to poll every five minutes)",
     description="Every entry has passed the captcha, so captcha_completed equals the total; "
-    "active excludes entrants found unsubscribed at the draw; captcha_pending counts users "
-    "with a live question for this giveaway.",
+    "active excludes entrants found unsubscribed at the draw and entries excluded when their "
+    "subscription was verified; subscription_pending counts entries still to be verified (they "
+    "count as active); captcha_pending counts users with a live question for this giveaway.",
     responses=error_responses(400, 401, 403, 503),
 )
 @bp.auth_required(auth, roles=["read"])
@@ -121,6 +130,8 @@ def stats(giveaway_id: int):
             "unsubscribed": figures.unsubscribed,
             "delivered": figures.delivered,
             "drawn": figures.drawn,
+            "subscription_pending": figures.subscription_pending,
+            "excluded": figures.excluded,
         },
     )
 

@@ -26,7 +26,9 @@ bp = APIBlueprint("registration", __name__, url_prefix="/api/participants", tag=
 @bp.doc(
     summary="Take part in a giveaway",
     description="201 with the new entry; 200 with the existing entry (already_registered) or "
-    "with the captcha question a first-time user must answer (requires_captcha).",
+    "with the captcha question a first-time user must answer (requires_captcha). "
+    "subscription_pending: true when the entry was admitted while Telegram was busy "
+    "(SUBSCRIPTION_OVERFLOW=defer); its subscription is confirmed later.",
     responses={
         **also_answers(200, "RegisterOut", "Already registered, or a captcha is required."),
         **error_responses(400, 401, 403, 404, 409, 413, 429, 503),
@@ -53,9 +55,27 @@ def register(body: RegisterIn):
         participant_id=entry.participant_id,
         already_registered=entry.already_registered,
         participated_at=entry.participated_at,
-        message="You are already taking part." if entry.already_registered else "You are in!",
+        subscription_pending=entry.subscription_pending,
+        message=_entry_message(
+            entry, "You are already taking part." if entry.already_registered else "You are in!"
+        ),
     )
     return out, 200 if entry.already_registered else 201
+
+
+def _entry_message(entry: registration.Entry, active: str) -> str:
+    """What the user is told about their entry; ``active`` for an entry in good standing."""
+    if entry.subscription_pending:
+        return (
+            "You're in! Telegram is busy right now, so we'll confirm your channel "
+            "subscription before the draw."
+        )
+    if entry.status == "excluded":
+        return (
+            "You are registered, but this entry cannot win: you were not subscribed to the "
+            "channel when we checked."
+        )
+    return active
 
 
 def _answer_message(decision: Decision) -> str:
@@ -85,7 +105,8 @@ def validate_captcha(body: CaptchaAnswerIn):
             captcha_completed=True,
             participant_id=result.participant_id,
             already_registered=result.already_registered,
-            message="Correct! You are in.",
+            subscription_pending=result.subscription_pending,
+            message=_entry_message(result, "Correct! You are in."),
         )
     decision = result
     fresh = decision.outcome is Outcome.NEW_QUESTION

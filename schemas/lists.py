@@ -41,7 +41,11 @@ class ParticipantOut(OutputModel):
     is_winner: bool
     winner_position: int | None
     winner_selected_at: str | None
-    status: str
+    status: str = Field(
+        description="active; pending (entered while Telegram was busy, subscription not "
+        "confirmed yet); excluded (found not subscribed when verified); unsubscribed (found "
+        "gone by a draw)."
+    )
     entry_number: int
 
 
@@ -61,6 +65,8 @@ class ListStats(OutputModel):
     captcha_completed: int
     captcha_pending: int
     winners: int
+    subscription_pending: int
+    excluded: int
 
 
 class DashboardListOut(GiveawayListOut):
@@ -72,6 +78,13 @@ class CountOut(OutputModel):
     giveaway_id: int
     count: int
     total_participants: int
+    subscription_pending: int = Field(
+        description="Entries among them still pending verification (entered while Telegram was "
+        "busy)."
+    )
+    excluded: int = Field(
+        description="Entries among them excluded: found not subscribed when verified."
+    )
 
 
 class StatsBody(OutputModel):
@@ -85,6 +98,8 @@ class StatsBody(OutputModel):
     unsubscribed: int
     delivered: int
     drawn: bool
+    subscription_pending: int
+    excluded: int
 
 
 class StatsOut(OutputModel):

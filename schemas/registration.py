@@ -28,6 +28,11 @@ class RegisterOut(OutputModel):
     attempts_remaining: int | None = None
     expires_at: Timestamp | None = None
     participated_at: Timestamp | None = None
+    subscription_pending: bool = Field(
+        default=False,
+        description="true: entered while Telegram was busy; the channel subscription is "
+        "confirmed before the draw (docs/contract.md §3). Always present; a caller may ignore it.",
+    )
     message: str
 
 
@@ -60,6 +65,9 @@ class CaptchaAnswerOut(OutputModel):
     new_question: str | None = None
     session_id: str | None = None
     expires_at: Timestamp | None = None
+    subscription_pending: bool = Field(
+        default=False, description="As in the registration's answer."
+    )
     message: str
 
 

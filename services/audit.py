@@ -25,6 +25,9 @@ class EventType(StrEnum):
     CAPTCHA_FAILED = "captcha_failed"
     CAPTCHA_LOCKED = "captcha_locked"
     SUBSCRIPTION_REFUSED = "subscription_refused"
+    # An entry pending verification settled: confirmed subscribed, or excluded (not subscribed).
+    SUBSCRIPTION_VERIFIED = "subscription_verified"
+    ENTRY_EXCLUDED = "entry_excluded"
     COMMITMENT = "commitment"
     ENTRANTS_COMMITTED = "entrants_committed"
     REROLL_ROUND_FIXED = "reroll_round_fixed"

@@ -46,6 +46,16 @@ EXPORT_HEADER = (
 
 
 @dataclass(frozen=True)
+class EntryCounts:
+    """How many entries a giveaway has, and how many of them are pending verification
+    (entered while Telegram was busy) or excluded (found not subscribed then)."""
+
+    total: int
+    subscription_pending: int
+    excluded: int
+
+
+@dataclass(frozen=True)
 class GiveawayStats:
     """A giveaway's figures, each from one indexed lookup."""
 
@@ -55,6 +65,8 @@ class GiveawayStats:
     unsubscribed: int
     delivered: int
     drawn: bool
+    subscription_pending: int = 0
+    excluded: int = 0
 
     @property
     def captcha_completed(self) -> int:
@@ -63,7 +75,9 @@ class GiveawayStats:
 
     @property
     def active(self) -> int:
-        return self.total - self.unsubscribed
+        """Entries that may still win: pending ones count (they are confirmed before they win);
+        those found unsubscribed by a draw or excluded by the verifier do not."""
+        return self.total - self.unsubscribed - self.excluded
 
 
 @dataclass(frozen=True)
@@ -85,6 +99,18 @@ def count_participants(giveaway_id: int) -> int:
         return _entry_count(session, giveaway_id)
 
 
+def count_entries(giveaway_id: int) -> EntryCounts:
+    """The entry count, with the pending and excluded entries among them."""
+    with read_only() as session:
+        total = _entry_count(session, giveaway_id)
+        statuses = _not_active(session, giveaway_id)
+    return EntryCounts(
+        total=total,
+        subscription_pending=statuses.get("pending", 0),
+        excluded=statuses.get("excluded", 0),
+    )
+
+
 def giveaway_stats(giveaway_id: int) -> GiveawayStats:
     """Totals for the Giveaway service's five-minute poll and the Dashboard."""
     with read_only() as session:
@@ -94,11 +120,7 @@ def giveaway_stats(giveaway_id: int) -> GiveawayStats:
             .select_from(Participant)
             .where(Participant.giveaway_id == giveaway_id, Participant.is_winner)
         ).one()
-        unsubscribed = session.scalar(
-            select(func.count())
-            .select_from(Participant)
-            .where(Participant.giveaway_id == giveaway_id, Participant.status != "active")
-        )
+        statuses = _not_active(session, giveaway_id)
         drawn = session.scalar(
             select(DrawRecord.id).where(DrawRecord.giveaway_id == giveaway_id).limit(1)
         )
@@ -106,9 +128,11 @@ def giveaway_stats(giveaway_id: int) -> GiveawayStats:
         total=total,
         captcha_pending=captcha.pending_count(giveaway_id),
         winners=winners or 0,
-        unsubscribed=unsubscribed or 0,
+        unsubscribed=statuses.get("unsubscribed", 0),
         delivered=delivered or 0,
         drawn=drawn is not None,
+        subscription_pending=statuses.get("pending", 0),
+        excluded=statuses.get("excluded", 0),
     )
 
 
@@ -141,6 +165,16 @@ def export_csv(giveaway_id: int) -> Iterator[str]:
     total = _numbered_total(giveaway_id)
     header = csv_chunk([EXPORT_HEADER], text_columns=range(len(EXPORT_HEADER)))
     return chain((header,), started(store().export_csv(giveaway_id, total)))
+
+
+def _not_active(session, giveaway_id: int) -> dict[str, int]:
+    """Entries per status other than ``active`` (the partial index of those entries)."""
+    rows = session.execute(
+        select(Participant.status, func.count())
+        .where(Participant.giveaway_id == giveaway_id, Participant.status != "active")
+        .group_by(Participant.status)
+    ).all()
+    return dict(rows)
 
 
 def _entry_count(session, giveaway_id: int) -> int:

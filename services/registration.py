@@ -3,8 +3,14 @@
 input valid (schemas) → giveaway exists and is active → already registered? (return it) → captcha
 completed globally? (else a challenge, keeping the pending registration) → subscribed? → insert.
 
+When Telegram cannot be asked in time because the bot's budget is spent (or the bot is in a flood
+wait), ``SUBSCRIPTION_OVERFLOW`` decides: ``defer`` enters the user pending verification (the
+answer is a success with ``subscription_pending``; services/pending.py verifies it later),
+``refuse`` answers 503 ``SUBSCRIPTION_CHECK_UNAVAILABLE`` and writes nothing.
+
 Outgoing calls (Giveaway, Channel, Auth, Telegram) happen between transactions, never inside one.
-The database work is the store's (``Store.standing``, ``Store.enter``): one read and one write.
+The database work is the store's (``Store.standing``, ``Store.enter``, ``Store.enter_pending``):
+one read and one write.
 """
 
 from __future__ import annotations
@@ -14,34 +20,48 @@ from datetime import datetime
 
 from sqlalchemy import select
 
+from config import current_settings
 from models import GiveawayState, Participant
 from services import captcha
 from services.audit import EventType, record_event
 from services.clients.channel import get_channel
 from services.clients.giveaway import Giveaway, get_giveaway
 from services.commitments import ensure_giveaway_state
-from services.errors import GiveawayNotActive, NotSubscribed, ServiceError, UpstreamUnavailable
+from services.errors import (
+    GiveawayNotActive,
+    NotSubscribed,
+    ServiceError,
+    SubscriptionCheckUnavailable,
+    UpstreamUnavailable,
+)
 from services.numbering import NUMBER_EVERY, number_some_now
+from services.pending import STATUS_PENDING, is_deferrable
 from services.store import EntryAttempt, EntryRequest, ExistingEntry, store
 from services.subscription import SubscriptionCheck, check_subscription, remembered_since
 from services.transaction import read_only, write_transaction
 from utils.captcha import Decision, Outcome, PendingRegistration
-from utils.metrics import REGISTRATIONS
+from utils.metrics import PENDING_VERIFICATIONS, REGISTRATIONS
 from utils.request_context import current_caller, current_request_id
 from utils.timeutil import utcnow
 
 
 @dataclass(frozen=True)
 class Entry:
-    """A user's entry in a giveaway."""
+    """A user's entry in a giveaway, and its status (models/participant.py)."""
 
     participant_id: int
     participated_at: datetime
     already_registered: bool
+    status: str = "active"
+
+    @property
+    def subscription_pending(self) -> bool:
+        """Entered while Telegram was busy: the subscription is still to be confirmed."""
+        return self.status == STATUS_PENDING
 
     @classmethod
     def existing(cls, entry: ExistingEntry) -> Entry:
-        return cls(entry.participant_id, entry.participated_at, already_registered=True)
+        return cls(entry.participant_id, entry.participated_at, True, status=entry.status)
 
 
 @dataclass(frozen=True)
@@ -75,6 +95,8 @@ def register_participant(
             REGISTRATIONS.labels("captcha_required").inc()
         case Entry(already_registered=True):
             REGISTRATIONS.labels("already_registered").inc()
+        case Entry(status="pending"):
+            REGISTRATIONS.labels("entered_pending").inc()
         case Entry():
             REGISTRATIONS.labels("entered").inc()
     return result
@@ -157,7 +179,12 @@ def _active_giveaway(giveaway_id: int) -> Giveaway:
 
 
 def _enter(giveaway: Giveaway, user_id: int, pending: PendingRegistration) -> Entry:
-    check = check_subscription(account_id=giveaway.account_id, user_id=user_id, remember=False)
+    try:
+        check = check_subscription(account_id=giveaway.account_id, user_id=user_id, remember=False)
+    except SubscriptionCheckUnavailable as error:
+        if current_settings().subscription_overflow != "defer" or not is_deferrable(error):
+            raise
+        return _enter_pending(giveaway, user_id, pending)
     if not check.is_subscribed:
         channel = {
             "channel_username": check.channel.channel_username,
@@ -182,6 +209,16 @@ def _enter(giveaway: Giveaway, user_id: int, pending: PendingRegistration) -> En
     return written
 
 
+def _enter_pending(giveaway: Giveaway, user_id: int, pending: PendingRegistration) -> Entry:
+    """Telegram is busy for the giveaway's bot: enter the user pending verification."""
+    written = _write_entry(giveaway, user_id, pending, None, None, defer=True)
+    if not isinstance(written, Entry):  # as in _enter
+        raise GiveawayNotActive(details={"giveaway_id": giveaway.id, "reason": "no_user"})
+    if not written.already_registered:
+        PENDING_VERIFICATIONS.labels("enqueued").inc()
+    return written
+
+
 def _write_entry(
     giveaway: Giveaway,
     user_id: int,
@@ -189,10 +226,12 @@ def _write_entry(
     channel_id: int | None,
     check: SubscriptionCheck | None,
     *,
+    defer: bool = False,
     retried: bool = False,
 ) -> Entry | EntryAttempt:
     """Enter the user if everything allows it; ``check`` is Telegram's fresh "subscribed" answer
-    (remembered with the entry), else only a remembered one will do.
+    (remembered with the entry), else only a remembered one will do; with ``defer`` none is
+    needed and the entry is pending verification.
 
     Returns the new entry, or the existing one when the user is already in (a parallel request
     may have won), or the attempt saying what was missing (captcha, subscription); raises
@@ -213,31 +252,35 @@ def _write_entry(
         remembered_since=remembered_since(now),
         actor=current_caller(),
         request_id=current_request_id(),
+        account_id=giveaway.account_id,
     )
-    attempt = store().enter(request)
+    attempt = store().enter_pending(request) if defer else store().enter(request)
     if attempt.existing is not None:
         return Entry.existing(attempt.existing)
     if attempt.participant_id is not None:
         if attempt.participant_id % NUMBER_EVERY == 0:
             number_some_now(giveaway.id)
-        return Entry(attempt.participant_id, now, already_registered=False)
-    if not (attempt.captcha_completed and attempt.subscribed):
+        status = STATUS_PENDING if defer else "active"
+        return Entry(attempt.participant_id, now, already_registered=False, status=status)
+    if not (attempt.captcha_completed and (attempt.subscribed or defer)):
         return attempt
     # Everything allowed the entry yet nothing was inserted: the user got in meanwhile, or the
     # giveaway's entries are closed, or its state row vanished (never in production: rows are
     # not deleted; made again once rather than refusing the user).
     with read_only() as session:
         entered = session.execute(
-            select(Participant.id, Participant.participated_at).where(
+            select(Participant.id, Participant.participated_at, Participant.status).where(
                 Participant.giveaway_id == giveaway.id, Participant.user_id == user_id
             )
         ).one_or_none()
         state = session.get(GiveawayState, giveaway.id)
     if entered is not None:
-        return Entry(entered.id, entered.participated_at, already_registered=True)
+        return Entry(entered.id, entered.participated_at, True, status=entered.status)
     if state is None and not retried:
         ensure_giveaway_state(giveaway.id, account_id=giveaway.account_id, force=True)
-        return _write_entry(giveaway, user_id, pending, channel_id, check, retried=True)
+        return _write_entry(
+            giveaway, user_id, pending, channel_id, check, defer=defer, retried=True
+        )
     raise GiveawayNotActive(
         details={
             "giveaway_id": giveaway.id,

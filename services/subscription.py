@@ -14,8 +14,8 @@ fresh "not subscribed" forgets it at once; verify-subscription and the draw alwa
 (a retried draw relies only on answers its earlier attempt got after the close: services/draws.py).
 
 Every question to Telegram is paced by the bot's budget (``TELEGRAM_CALLS_PER_SECOND``). A
-registration that finds no slot in time is refused (``SUBSCRIPTION_OVERFLOW=refuse``, the only
-mode so far): 503 ``SUBSCRIPTION_CHECK_UNAVAILABLE`` with ``retry_after``, nothing written.
+question that finds no slot in time is "cannot verify" (``over_budget``); what a registration
+does then is ``SUBSCRIPTION_OVERFLOW``'s (services/registration.py).
 """
 
 from __future__ import annotations
@@ -48,7 +48,12 @@ class SubscriptionCheck:
 
 
 def check_subscription(
-    *, account_id: int, user_id: int, remember: bool = True, budget_wait: float | None = None
+    *,
+    account_id: int,
+    user_id: int,
+    remember: bool = True,
+    budget_wait: float | None = None,
+    spare_wait: float | None = None,
 ) -> SubscriptionCheck:
     """Ask Telegram (with the account's bot) whether the user is in the account's channel.
 
@@ -56,7 +61,8 @@ def check_subscription(
     with the entry; the draw has no use for it); a "not subscribed" one always forgets what was
     remembered. The question waits at most ``budget_wait`` seconds for a slot of the bot's
     budget (``TELEGRAM_BUDGET_WAIT_SECONDS`` when None); without one it is "cannot verify", with
-    the seconds until the bot's next slot as ``retry_after``.
+    the seconds until the bot's next slot as ``retry_after``. ``spare_wait`` is for work that
+    can wait (the pending verifier): only a slot nobody reserved, waited for that long at most.
     """
     try:
         channel = get_channel(account_id)
@@ -67,6 +73,7 @@ def check_subscription(
                 chat_id=channel.channel_id,
                 user_id=user_id,
                 budget_wait=budget_wait,
+                spare_wait=spare_wait,
             )
         except InvalidBotToken:
             forget_bot_credentials(account_id)

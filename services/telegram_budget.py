@@ -31,6 +31,7 @@ from utils.pacing import MICROS, PaceState, Slot, Verdict
 
 KEY_PREFIX = "telegive:participant:telegram_budget:"
 DEFAULT_FLOOD_WAIT = 1.0  # a 429 without retry_after (Telegram always sends one)
+SPARE_MARGIN = 0.002  # seconds past a free slot before acquire_spare asks for it again
 log = logging.getLogger("telegive.telegram_budget")
 
 
@@ -210,6 +211,25 @@ class TelegramBudget:
         else:
             TELEGRAM_BUDGET_REFUSALS.labels(refusal_reason(slot)).inc()
         return slot
+
+    def acquire_spare(self, bot_id: str, *, max_wait: float) -> Slot:
+        """Take a slot of the bot's only when it is free now, trying again when the schedule
+        says the next one frees, for at most ``max_wait`` seconds; CLOSED is returned at once.
+
+        For work that can wait (the pending verifier): it never reserves a slot ahead of now,
+        so every caller who did (registrations, verify-subscription, the draw) comes first and
+        waits at most one slot more; it uses what they leave. Its waits and refusals are not
+        counted in the budget's metrics, which describe the callers who cannot wait.
+        """
+        waited = 0.0
+        while True:
+            slot = self._reserve(bot_id, 0.0)
+            if slot.verdict is not Verdict.BUSY or waited >= max_wait:
+                return slot
+            # A little past the free slot, so that it has come on the schedule's clock too.
+            step = min(slot.wait + SPARE_MARGIN, max_wait - waited)
+            self._sleep(step)
+            waited += step
 
     def flood_wait(self, bot_id: str, retry_after: int | None) -> None:
         """Telegram answered 429: close the bot's schedule for ``retry_after``, here and in

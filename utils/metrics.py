@@ -90,6 +90,32 @@ TELEGRAM_BUDGET_REFUSALS = Counter(
 TELEGRAM_FLOOD_WAITS = Counter(
     f"{_PREFIX}_telegram_flood_waits_total", "429 answers (flood waits) received from Telegram"
 )
+# Entries pending verification (services/pending.py). The counter is counted by the process that
+# does the work (registrations in the web workers; the verifier wherever it runs: its own log
+# line sums up each run). The gauges are read from the queue in the database when /metrics is
+# served, so they are true whichever process verifies; "mostrecent": every worker reads the same.
+PENDING_VERIFICATIONS = Counter(
+    f"{_PREFIX}_pending_verifications_total",
+    "Entries pending verification: enqueued (admitted while Telegram was busy), verified, "
+    "excluded (not subscribed), unverifiable (cannot verify: retried later), "
+    "postponed (no spare slot of the bot's budget)",
+    ["outcome"],
+)
+PENDING_QUEUE = Gauge(
+    f"{_PREFIX}_pending_verification_queue",
+    "Entries still pending verification (rows in the queue)",
+    multiprocess_mode="mostrecent",
+)
+PENDING_DUE = Gauge(
+    f"{_PREFIX}_pending_verification_queue_due",
+    "Pending entries a verifier may take now (not leased, not backing off)",
+    multiprocess_mode="mostrecent",
+)
+PENDING_OLDEST = Gauge(
+    f"{_PREFIX}_pending_verification_oldest_seconds",
+    "Age of the oldest entry still pending verification (0 when none): growing means not draining",
+    multiprocess_mode="mostrecent",
+)
 CACHE_LOOKUPS = Counter(
     f"{_PREFIX}_cache_requests_total", "Cache lookups by kind of entry", ["cache", "result"]
 )

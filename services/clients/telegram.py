@@ -73,21 +73,31 @@ class InvalidBotToken(UpstreamUnavailable):
 
 
 def get_chat_member(
-    *, token: str, chat_id: int, user_id: int, budget_wait: float | None = None
+    *,
+    token: str,
+    chat_id: int,
+    user_id: int,
+    budget_wait: float | None = None,
+    spare_wait: float | None = None,
 ) -> ChatMembership:
     """Ask Telegram whether ``user_id`` is a member of ``chat_id``, within the bot's budget.
 
     The call waits for a slot of the bot's budget (services/telegram_budget.py) at most
     ``budget_wait`` seconds (``TELEGRAM_BUDGET_WAIT_SECONDS`` when None); without one it is not
     made: ``UpstreamUnavailable`` (``over_budget``, or ``rate_limited`` during a flood wait) with
-    the seconds until the bot's next slot. A 429 closes the bot's budget until Telegram's
-    ``retry_after`` has passed, for every instance: calling during a flood wait only prolongs it.
+    the seconds until the bot's next slot. With ``spare_wait`` (work that can wait: the pending
+    verifier) it takes only a slot nobody reserved, waiting for one at most that long. A 429
+    closes the bot's budget until Telegram's ``retry_after`` has passed, for every instance:
+    calling during a flood wait only prolongs it.
     """
     settings = current_settings()
     bot_id = _bot_id(token)
     budget = telegram_budget()
-    wait = settings.telegram_budget_wait if budget_wait is None else budget_wait
-    slot = budget.acquire(bot_id, max_wait=wait)
+    if spare_wait is not None:
+        slot = budget.acquire_spare(bot_id, max_wait=spare_wait)
+    else:
+        wait = settings.telegram_budget_wait if budget_wait is None else budget_wait
+        slot = budget.acquire(bot_id, max_wait=wait)
     if slot.verdict is not Verdict.GRANTED:
         raise UpstreamUnavailable(PEER, refusal_reason(slot), retry_after=slot.retry_after)
     answer = get_json(

@@ -28,6 +28,7 @@ class ExistingEntry:
 
     participant_id: int
     participated_at: datetime
+    status: str = "active"  # models/participant.py lists the statuses
 
 
 @dataclass(frozen=True)
@@ -44,16 +45,16 @@ class Standing:
     @classmethod
     def from_row(cls, row: Any) -> Standing:
         """From (captcha_completed_at, username, first_name, last_name, entry id,
-        participated_at), or None for a user the database does not know."""
+        participated_at, entry status), or None for a user the database does not know."""
         if row is None:
             return cls(captcha_completed=False)
-        completed_at, username, first_name, last_name, entry_id, participated_at = row
+        completed_at, username, first_name, last_name, entry_id, participated_at, status = row
         return cls(
             captcha_completed=completed_at is not None,
             username=username,
             first_name=first_name,
             last_name=last_name,
-            entry=None if entry_id is None else ExistingEntry(entry_id, participated_at),
+            entry=None if entry_id is None else ExistingEntry(entry_id, participated_at, status),
         )
 
 
@@ -63,6 +64,8 @@ class EntryRequest:
 
     ``fresh_status`` / ``fresh_verified_at`` carry Telegram's answer of this request (remembered
     with the entry); without it only an answer remembered after ``remembered_since`` will do.
+    ``account_id`` is the giveaway's account, which an entry pending verification keeps in the
+    queue (``Store.enter_pending``).
     """
 
     giveaway_id: int
@@ -77,6 +80,7 @@ class EntryRequest:
     remembered_since: datetime
     actor: str | None
     request_id: str | None
+    account_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -105,6 +109,12 @@ class Store(Protocol):
     def enter(self, request: EntryRequest) -> EntryAttempt:
         """Insert the entry with its audit event in one transaction, if the captcha is done, a
         subscription is known and entries are open; otherwise say what was missing."""
+
+    def enter_pending(self, request: EntryRequest) -> EntryAttempt:
+        """Insert the entry as pending verification (status ``pending``), its row in the queue
+        of pending verifications (``request.account_id``) and its audit event in one
+        transaction, if the captcha is done and entries are open; otherwise say what was
+        missing. No subscription is needed: that is what the queue is for."""
 
     def exclude_registrations(self, session: Session, giveaway_id: int) -> None:
         """In the transaction closing entries: wait for registrations in flight, admit none."""

@@ -37,7 +37,8 @@ STREAM_CONNECTIONS = 2
 _STANDING = Prepared(
     "participant_standing",
     """
-SELECT u.captcha_completed_at, u.username, u.first_name, u.last_name, e.id, e.participated_at
+SELECT u.captcha_completed_at, u.username, u.first_name, u.last_name, e.id, e.participated_at,
+       e.status
 FROM participant_users u
 LEFT JOIN participant_entries e ON e.user_id = u.user_id AND e.giveaway_id = %(giveaway_id)s
 WHERE u.user_id = %(user_id)s
@@ -91,7 +92,7 @@ WITH captcha AS (
     FROM entry
 )
 SELECT (SELECT id FROM entry), EXISTS (SELECT 1 FROM captcha), EXISTS (SELECT 1 FROM member),
-       existing.id, existing.participated_at
+       existing.id, existing.participated_at, existing.status
 FROM (VALUES (1)) AS one
 LEFT JOIN participant_entries existing
        ON existing.giveaway_id = %(giveaway_id)s AND existing.user_id = %(user_id)s
@@ -107,6 +108,56 @@ LEFT JOIN participant_entries existing
         "status": "text",
         "verified_at": "timestamptz",
         "since": "timestamptz",
+        "actor": "text",
+        "request_id": "text",
+    },
+)
+
+# The same write for a registration Telegram could not answer in time (SUBSCRIPTION_OVERFLOW=
+# defer): the entry as 'pending', its row in the queue of pending verifications and its audit
+# event, in one round trip, if the captcha is done and entries are open (no subscription needed).
+_ENTER_PENDING = Prepared(
+    "participant_enter_pending",
+    """
+WITH captcha AS (
+    SELECT 1 FROM participant_users
+    WHERE user_id = %(user_id)s AND captcha_completed_at IS NOT NULL
+), entry AS (
+    INSERT INTO participant_entries
+        (giveaway_id, user_id, username, first_name, last_name, participated_at, status)
+    SELECT %(giveaway_id)s, %(user_id)s, %(username)s, %(first_name)s, %(last_name)s, %(now)s,
+           'pending'
+    WHERE EXISTS (SELECT 1 FROM captcha)
+      AND EXISTS (SELECT 1 FROM participant_giveaways
+                  WHERE giveaway_id = %(giveaway_id)s AND closed_at IS NULL)
+    ON CONFLICT (giveaway_id, user_id) DO NOTHING
+    RETURNING id
+), queued AS (
+    INSERT INTO participant_pending_verifications
+        (participant_id, giveaway_id, user_id, account_id, enqueued_at, next_attempt_at)
+    SELECT entry.id, %(giveaway_id)s, %(user_id)s, %(account_id)s, %(now)s, %(now)s
+    FROM entry
+), event AS (
+    INSERT INTO participant_audit_events
+        (occurred_at, event_type, giveaway_id, user_id, actor, request_id, facts)
+    SELECT %(now)s, 'participation', %(giveaway_id)s, %(user_id)s, %(actor)s, %(request_id)s,
+           jsonb_build_object('participant_id', entry.id, 'subscription_pending', true)
+    FROM entry
+)
+SELECT (SELECT id FROM entry), EXISTS (SELECT 1 FROM captcha), false,
+       existing.id, existing.participated_at, existing.status
+FROM (VALUES (1)) AS one
+LEFT JOIN participant_entries existing
+       ON existing.giveaway_id = %(giveaway_id)s AND existing.user_id = %(user_id)s
+""",
+    {
+        "giveaway_id": "bigint",
+        "user_id": "bigint",
+        "username": "text",
+        "first_name": "text",
+        "last_name": "text",
+        "now": "timestamptz",
+        "account_id": "bigint",
         "actor": "text",
         "request_id": "text",
     },
@@ -266,14 +317,23 @@ class PostgresStore:
             "request_id": request.request_id,
             **lock_key(request.giveaway_id),
         }
-        row = fetch_one(self.autocommit, _ENTER, parameters, first=_ENTER_LOCK)
-        participant_id, captcha_completed, subscribed, existing_id, existing_at = row
-        return EntryAttempt(
-            participant_id=participant_id,
-            captcha_completed=captcha_completed,
-            subscribed=subscribed,
-            existing=None if existing_id is None else ExistingEntry(existing_id, existing_at),
-        )
+        return _attempt(fetch_one(self.autocommit, _ENTER, parameters, first=_ENTER_LOCK))
+
+    def enter_pending(self, request: EntryRequest) -> EntryAttempt:
+        parameters = {
+            "giveaway_id": request.giveaway_id,
+            "user_id": request.user_id,
+            "username": request.username,
+            "first_name": request.first_name,
+            "last_name": request.last_name,
+            "now": request.now,
+            "account_id": request.account_id,
+            "actor": request.actor,
+            "request_id": request.request_id,
+            **lock_key(request.giveaway_id),
+        }
+        row = fetch_one(self.autocommit, _ENTER_PENDING, parameters, first=_ENTER_LOCK)
+        return _attempt(row)
 
     def exclude_registrations(self, session: Session, giveaway_id: int) -> None:
         session.execute(_EXCLUDE_REGISTRATIONS, lock_key(giveaway_id))
@@ -316,3 +376,15 @@ class PostgresStore:
         """One chunk's statement on a stream connection, given back before returning."""
         with self.streams.connect() as connection:
             return connection.execute(statement, parameters).scalar()
+
+
+def _attempt(row: tuple) -> EntryAttempt:
+    """An entry write's answer: (new id, captcha done, subscription known, existing entry's id,
+    time and status)."""
+    participant_id, captcha_completed, subscribed, existing_id, existing_at, status = row
+    return EntryAttempt(
+        participant_id=participant_id,
+        captcha_completed=captcha_completed,
+        subscribed=subscribed,
+        existing=None if existing_id is None else ExistingEntry(existing_id, existing_at, status),
+    )

@@ -17,7 +17,7 @@ from sqlalchemy import and_, bindparam, select, text
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import Session
 
-from models import GiveawayState, Membership, Participant, ParticipantUser
+from models import GiveawayState, Membership, Participant, ParticipantUser, PendingVerification
 from services.audit import EventType, record_event
 from services.store import EntryAttempt, EntryRequest, ExistingEntry, Standing
 from services.subscription import remember_answer
@@ -38,6 +38,7 @@ _STANDING = (
         _USERS.c.last_name,
         _ENTRIES.c.id,
         _ENTRIES.c.participated_at,
+        _ENTRIES.c.status,
     )
     .select_from(
         _USERS.outerjoin(
@@ -72,6 +73,32 @@ _COLUMNS = (
     Participant.delivered_at,
 )
 _EXPORT_TEXT_COLUMNS = (2, 3, 4)  # what users typed: neutralised against formula injection
+
+
+def _captcha_completed(session: Session, user_id: int) -> bool:
+    completed_at = session.scalar(
+        select(_USERS.c.captcha_completed_at).where(_USERS.c.user_id == user_id)
+    )
+    return completed_at is not None
+
+
+def _existing(session: Session, giveaway_id: int, user_id: int) -> ExistingEntry | None:
+    row = session.execute(
+        select(_ENTRIES.c.id, _ENTRIES.c.participated_at, _ENTRIES.c.status).where(
+            _ENTRIES.c.giveaway_id == giveaway_id, _ENTRIES.c.user_id == user_id
+        )
+    ).one_or_none()
+    return None if row is None else ExistingEntry(*row)
+
+
+def _open(session: Session, giveaway_id: int) -> bool:
+    """The giveaway's entries are open (its state row exists and no draw closed it)."""
+    found = session.scalar(
+        select(GiveawayState.giveaway_id).where(
+            GiveawayState.giveaway_id == giveaway_id, GiveawayState.closed_at.is_(None)
+        )
+    )
+    return found is not None
 
 
 def _timestamp(value: datetime | None) -> str | None:
@@ -116,25 +143,11 @@ class SqliteStore:
                     )
                 )
             subscribed = verified_at is not None
-            completed = (
-                session.scalar(
-                    select(_USERS.c.captcha_completed_at).where(_USERS.c.user_id == user_id)
-                )
-                is not None
-            )
-            existing = session.execute(
-                select(_ENTRIES.c.id, _ENTRIES.c.participated_at).where(
-                    _ENTRIES.c.giveaway_id == giveaway_id, _ENTRIES.c.user_id == user_id
-                )
-            ).one_or_none()
+            completed = _captcha_completed(session, user_id)
+            existing = _existing(session, giveaway_id, user_id)
             if existing is not None:
-                return EntryAttempt(None, completed, subscribed, ExistingEntry(*existing))
-            open_ = session.scalar(
-                select(GiveawayState.giveaway_id).where(
-                    GiveawayState.giveaway_id == giveaway_id, GiveawayState.closed_at.is_(None)
-                )
-            )
-            if not (completed and subscribed and open_ is not None):
+                return EntryAttempt(None, completed, subscribed, existing)
+            if not (completed and subscribed and _open(session, giveaway_id)):
                 return EntryAttempt(None, completed, subscribed, None)
             participant_id = session.scalar(
                 sqlite.insert(_ENTRIES)
@@ -160,6 +173,50 @@ class SqliteStore:
                 request_id=request.request_id,
             )
             return EntryAttempt(participant_id, True, True, None)
+
+    def enter_pending(self, request: EntryRequest) -> EntryAttempt:
+        giveaway_id, user_id = request.giveaway_id, request.user_id
+        with write_transaction() as session:
+            completed = _captcha_completed(session, user_id)
+            existing = _existing(session, giveaway_id, user_id)
+            if existing is not None:
+                return EntryAttempt(None, completed, False, existing)
+            if not (completed and _open(session, giveaway_id)):
+                return EntryAttempt(None, completed, False, None)
+            participant_id = session.scalar(
+                sqlite.insert(_ENTRIES)
+                .values(
+                    giveaway_id=giveaway_id,
+                    user_id=user_id,
+                    username=request.username,
+                    first_name=request.first_name,
+                    last_name=request.last_name,
+                    participated_at=request.now,
+                    status="pending",
+                )
+                .returning(_ENTRIES.c.id)
+            )
+            session.execute(
+                sqlite.insert(PendingVerification.__table__).values(
+                    participant_id=participant_id,
+                    giveaway_id=giveaway_id,
+                    user_id=user_id,
+                    account_id=request.account_id,
+                    enqueued_at=request.now,
+                    next_attempt_at=request.now,
+                )
+            )
+            record_event(
+                session,
+                EventType.PARTICIPATION,
+                giveaway_id=giveaway_id,
+                user_id=user_id,
+                facts={"participant_id": participant_id, "subscription_pending": True},
+                occurred_at=request.now,
+                actor=request.actor,
+                request_id=request.request_id,
+            )
+            return EntryAttempt(participant_id, True, False, None)
 
     def exclude_registrations(self, session: Session, giveaway_id: int) -> None:
         """Nothing to take: the closing transaction already holds SQLite's only write lock."""

@@ -93,6 +93,8 @@ def test_the_dashboard_list_has_its_fields_stats_and_pagination(app, client, cro
         "captcha_completed": 3000,
         "captcha_pending": 0,
         "winners": 2,
+        "subscription_pending": 0,
+        "excluded": 0,
     }
     row = body["participants"][0]
     assert {
@@ -121,6 +123,8 @@ def test_counts_on_both_paths(client, crowd):
             "giveaway_id": 1,
             "count": 3000,
             "total_participants": 3000,
+            "subscription_pending": 0,
+            "excluded": 0,
         }
     _, empty = get_json(client, "/api/participants/count/99")
     assert empty["count"] == 0

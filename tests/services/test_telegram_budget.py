@@ -203,7 +203,11 @@ def test_a_caller_waiting_for_its_slot_does_not_call_into_a_flood_wait_begun_mea
 def test_a_registration_over_the_budget_is_refused_at_once_with_retry_after_and_nothing_written(
     make_app, peers
 ):
-    app = make_app(TELEGRAM_CALLS_PER_SECOND="0.1", TELEGRAM_BUDGET_WAIT_SECONDS="2")
+    app = make_app(
+        TELEGRAM_CALLS_PER_SECOND="0.1",
+        TELEGRAM_BUDGET_WAIT_SECONDS="2",
+        SUBSCRIPTION_OVERFLOW="refuse",
+    )
     client = app.test_client()
     peers.standard()
     taken = client.post(  # another user's check takes the bot's slot for the next 10 s
@@ -246,9 +250,16 @@ def test_a_registration_waits_for_a_slot_within_the_bounded_wait_and_enters(make
 # --- settings -------------------------------------------------------------------------------------
 
 
-def test_the_defer_overflow_mode_is_refused_at_start_naming_the_variable(database_url):
-    with pytest.raises(ConfigError, match=r"SUBSCRIPTION_OVERFLOW .*defer.* not implemented"):
-        Settings.from_env(test_env(database_url, SUBSCRIPTION_OVERFLOW="defer"))
+def test_the_overflow_mode_defers_by_default_and_an_unknown_one_is_refused_at_start(database_url):
+    assert Settings.from_env(test_env(database_url)).subscription_overflow == "defer"
+    assert (
+        Settings.from_env(
+            test_env(database_url, SUBSCRIPTION_OVERFLOW="REFUSE")
+        ).subscription_overflow
+        == "refuse"
+    )
+    with pytest.raises(ConfigError, match=r"SUBSCRIPTION_OVERFLOW .*'defer' or 'refuse'"):
+        Settings.from_env(test_env(database_url, SUBSCRIPTION_OVERFLOW="queue"))
 
 
 def test_the_budget_wait_stays_well_under_the_bots_timeout(database_url):
