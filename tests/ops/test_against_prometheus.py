@@ -285,7 +285,12 @@ def scraped(database_url, redis_url, tmp_path_factory) -> Scraped:
 
         # A Telegram budget of 5 calls a second per bot and no waiting for a slot: a burst of
         # new users is partly refused (503 over_budget) and retries, as in a viral giveaway.
-        healthy = start("healthy", TELEGRAM_CALLS_PER_SECOND="5", TELEGRAM_BUDGET_WAIT_SECONDS="0")
+        healthy = start(
+            "healthy",
+            TELEGRAM_CALLS_PER_SECOND="5",
+            TELEGRAM_BUDGET_WAIT_SECONDS="0",
+            SUBSCRIPTION_OVERFLOW="refuse",
+        )
         no_redis = start("no-redis", REDIS_URL=f"redis://{closed}/0", WEB_CONCURRENCY="1")
         no_database = start(
             "no-database",
