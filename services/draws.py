@@ -48,7 +48,7 @@ from sqlalchemy.orm import Session
 
 from config import current_settings
 from models import DrawRecord, EntrantCommitment, GiveawayState, Membership, Participant
-from services import beacon
+from services import beacon, pending
 from services.audit import EventType, record_event
 from services.clients.channel import get_channel
 from services.clients.giveaway import get_giveaway
@@ -161,6 +161,7 @@ class _Plan:
     randomness_fixed_at: datetime | None = None
     beacon: dict[str, Any] | None = None
     proofs: dict[int, entrant_tree.Proof] | None = None
+    pending_verdicts: dict[int, tuple[bool, str]] | None = None
 
 
 class _Stale(Exception):
@@ -181,11 +182,13 @@ def draw_winners(*, giveaway_id: int, winner_count: int) -> DrawOutcome:
     committed, tree = _commit_entrants(giveaway_id, entrants)
     randomness = _beacon(committed.beacon_round)
     recheck = current_settings().draw_recheck_subscription
-    winners, skipped = _pick(
+    picked = _pick(
         algorithm.mixed_seed(seed.seed, randomness and randomness["randomness"], committed.root),
         entrants.user_ids,
         winner_count,
-        _rechecker(giveaway_id, seed, deadline) if recheck else None,
+        _asker(giveaway_id, seed, deadline),
+        giveaway_id=giveaway_id,
+        recheck=recheck,
         version=2,
     )
     plan = _Plan(
@@ -197,8 +200,8 @@ def draw_winners(*, giveaway_id: int, winner_count: int) -> DrawOutcome:
         entrant_count=len(entrants.user_ids),
         exclusions=[],
         requested_count=winner_count,
-        winners=list(enumerate(winners, start=1)),
-        skipped=skipped,
+        winners=list(enumerate(picked.winners, start=1)),
+        skipped=picked.skipped,
         replaced_user_id=None,
         reason=None,
         recheck=recheck,
@@ -208,7 +211,8 @@ def draw_winners(*, giveaway_id: int, winner_count: int) -> DrawOutcome:
         commitment=committed,
         randomness_fixed_at=committed.committed_at,
         beacon=randomness,
-        proofs=_proofs(entrants, committed, winners, skipped, tree),
+        proofs=_proofs(entrants, committed, picked.winners, picked.skipped, tree),
+        pending_verdicts=picked.pending_verdicts,
     )
     try:
         return _record(giveaway_id, plan)
@@ -507,41 +511,77 @@ def _load_entrants(giveaway_id: int) -> _Entrants:
     return _Entrants(user_ids=user_ids, digest=digest.hexdigest())
 
 
-Recheck = Callable[[list[int]], dict[int, str]]
+Ask = Callable[[list[int]], dict[int, tuple[bool, str]]]  # user id: (subscribed, status)
+
+
+@dataclass(frozen=True)
+class _Picked:
+    """Who won, who was passed over and why, and what Telegram said of pending entrants."""
+
+    winners: list[int]
+    skipped: list[dict[str, Any]]
+    pending_verdicts: dict[int, tuple[bool, str]]  # user id: (subscribed, Telegram's status)
 
 
 def _pick(
-    seed: str, eligible: Sequence[int], count: int, recheck: Recheck | None, *, version: int
-) -> tuple[list[int], list[dict[str, Any]]]:
+    seed: str,
+    eligible: Sequence[int],
+    count: int,
+    ask: Ask,
+    *,
+    giveaway_id: int,
+    recheck: bool,
+    version: int,
+) -> _Picked:
     """Walk the seed's candidate order; candidates the re-check refuses are skipped, in order.
 
-    Candidates are re-checked in parallel batches a quarter larger than the winners still needed
-    (some will have left), so a few skips do not cost another round trip to Telegram. Verdicts on
-    candidates beyond the last winner are not used: the result depends only on the order.
+    An excluded entrant (found not subscribed while pending) is skipped without asking; a pending
+    one is asked, whatever DRAW_RECHECK_SUBSCRIPTION says (it may win only on a fresh
+    "subscribed"); with the re-check on, every other candidate is asked too. Candidates are taken
+    in batches a quarter larger than the winners still needed (some will be skipped), asked in
+    parallel, so a few skips do not cost another round trip to Telegram. Verdicts on candidates
+    beyond the last winner do not change the record: it depends only on the order.
     """
     order = algorithm.candidate_order(seed, len(eligible), version)
     winners: list[int] = []
     skipped: list[dict[str, Any]] = []
+    pending_verdicts: dict[int, tuple[bool, str]] = {}
     while len(winners) < count:
         needed = count - len(winners)
-        ahead = needed + (needed + 3) // 4 if recheck is not None else needed
-        batch = [eligible[position] for position in islice(order, ahead)]
+        batch = [eligible[position] for position in islice(order, needed + (needed + 3) // 4)]
         if not batch:
             break
-        refused = recheck(batch) if recheck is not None else {}
+        standing = pending.candidate_statuses(giveaway_id, batch)
+        asked = [
+            user_id
+            for user_id in batch
+            if standing.get(user_id) != pending.STATUS_EXCLUDED
+            and (recheck or standing.get(user_id) == pending.STATUS_PENDING)
+        ]
+        verdicts = ask(asked) if asked else {}
+        for user_id, verdict in verdicts.items():
+            if standing.get(user_id) == pending.STATUS_PENDING:
+                pending_verdicts[user_id] = verdict
         for user_id in batch:
             if len(winners) == count:
                 break
-            if user_id in refused:
-                skipped.append(
-                    {"user_id": user_id, "reason": "not_subscribed", "status": refused[user_id]}
-                )
+            if standing.get(user_id) == pending.STATUS_EXCLUDED:
+                skipped.append({"user_id": user_id, "reason": "excluded", "status": "excluded"})
+            elif user_id in verdicts and not verdicts[user_id][0]:
+                entry = {
+                    "user_id": user_id,
+                    "reason": "not_subscribed",
+                    "status": verdicts[user_id][1],
+                }
+                if standing.get(user_id) == pending.STATUS_PENDING:
+                    entry["pending"] = True
+                skipped.append(entry)
             else:
                 winners.append(user_id)
-    return winners, skipped
+    return _Picked(winners=winners, skipped=skipped, pending_verdicts=pending_verdicts)
 
 
-def _rechecker(giveaway_id: int, seed: _Seed, deadline: float) -> Recheck:
+def _asker(giveaway_id: int, seed: _Seed, deadline: float) -> Ask:
     """Ask Telegram about candidates in parallel, within the bot's budget and by ``deadline``.
 
     Telegram's limits are waited out while the deadline allows: a candidate refused a slot, or
@@ -553,7 +593,7 @@ def _rechecker(giveaway_id: int, seed: _Seed, deadline: float) -> Recheck:
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     account: list[int] = [] if seed.account_id is None else [seed.account_id]
 
-    def check_one(user_id: int) -> tuple[int, str | None]:
+    def check_one(user_id: int) -> tuple[int, tuple[bool, str]]:
         with app.app_context():
             while True:
                 try:
@@ -562,28 +602,29 @@ def _rechecker(giveaway_id: int, seed: _Seed, deadline: float) -> Recheck:
                         user_id=user_id,
                         budget_wait=max(0.0, deadline - time.monotonic()),
                     )
-                    return user_id, None if verdict.is_subscribed else verdict.status
+                    return user_id, (verdict.is_subscribed, verdict.status)
                 except SubscriptionCheckUnavailable as error:
                     if not _can_wait_out(error, deadline):
                         raise
                     DRAW_RECHECK_WAITS.inc()
                     time.sleep(RECHECK_PAUSE_SECONDS)  # then the budget's own wait, if any
 
-    def recheck(user_ids: list[int]) -> dict[int, str]:
+    def ask(user_ids: list[int]) -> dict[int, tuple[bool, str]]:
         if not account:  # only giveaways committed before any entry lack it; asked once, cached
             account.append(get_giveaway(giveaway_id).account_id)
         answered = _subscribed_since_close(account[0], seed.closed_at, user_ids)
+        verdicts = {user_id: (True, status) for user_id, status in answered.items()}
         asked = [user_id for user_id in user_ids if user_id not in answered]
         if not asked:
-            return {}
+            return verdicts
         with ThreadPoolExecutor(max_workers=min(RECHECK_PARALLELISM, len(asked))) as pool:
             futures = [
                 pool.submit(contextvars.copy_context().run, check_one, user_id) for user_id in asked
             ]
-            answers = [future.result() for future in futures]  # re-raises "cannot verify"
-        return {user_id: status for user_id, status in answers if status is not None}
+            verdicts.update(future.result() for future in futures)  # re-raises "cannot verify"
+        return verdicts
 
-    return recheck
+    return ask
 
 
 RECHECK_PAUSE_SECONDS = 0.05
@@ -600,22 +641,22 @@ def _can_wait_out(error: SubscriptionCheckUnavailable, deadline: float) -> bool:
 
 def _subscribed_since_close(
     account_id: int, closed_at: datetime | None, user_ids: list[int]
-) -> set[int]:
+) -> dict[int, str]:
     """The users Telegram called subscribed after the close, within RECHECK_REUSE_SECONDS (the
-    answers of an earlier attempt of this draw)."""
+    answers of an earlier attempt of this draw), with Telegram's status."""
     if closed_at is None:
-        return set()
+        return {}
     since = max(closed_at, utcnow() - timedelta(seconds=RECHECK_REUSE_SECONDS))
     channel_id = get_channel(account_id).channel_id
     with read_only() as session:
-        return set(
-            session.scalars(
-                select(Membership.user_id).where(
+        return dict(
+            session.execute(
+                select(Membership.user_id, Membership.status).where(
                     Membership.channel_id == channel_id,
                     Membership.user_id.in_(user_ids),
                     Membership.verified_at >= since,
                 )
-            )
+            ).all()
         )
 
 
@@ -660,18 +701,20 @@ def _plan_reroll(
         order_seed = algorithm.mixed_seed(
             seed.seed, randomness and randomness["randomness"], committed.root
         )
-    winners, skipped = _pick(
+    picked = _pick(
         order_seed,
         eligible,
         count,
-        _rechecker(giveaway_id, seed, deadline) if recheck else None,
+        _asker(giveaway_id, seed, deadline),
+        giveaway_id=giveaway_id,
+        recheck=recheck,
         version=version,
     )
     if replace_user_id is not None:
-        numbered = [(positions[replace_user_id], user_id) for user_id in winners]
+        numbered = [(positions[replace_user_id], user_id) for user_id in picked.winners]
     else:
         start = max(positions.values(), default=0) + 1
-        numbered = list(enumerate(winners, start=start))
+        numbered = list(enumerate(picked.winners, start=start))
     return _Plan(
         kind="reroll",
         seed=seed,
@@ -682,7 +725,7 @@ def _plan_reroll(
         exclusions=exclusions,
         requested_count=count,
         winners=numbered,
-        skipped=skipped,
+        skipped=picked.skipped,
         replaced_user_id=replace_user_id,
         reason=reason,
         recheck=recheck,
@@ -692,7 +735,10 @@ def _plan_reroll(
         commitment=committed,
         randomness_fixed_at=fixed_at,
         beacon=randomness,
-        proofs=None if committed is None else _proofs(entrants, committed, winners, skipped),
+        proofs=None
+        if committed is None
+        else _proofs(entrants, committed, picked.winners, picked.skipped),
+        pending_verdicts=picked.pending_verdicts,
     )
 
 
@@ -872,6 +918,14 @@ def _record(giveaway_id: int, plan: _Plan) -> DrawOutcome:
                 )
             )
             _apply_winners(session, giveaway_id, plan, now)
+            verdicts = plan.pending_verdicts or {}
+            pending.settle_at_draw(
+                session,
+                giveaway_id=giveaway_id,
+                subscribed={u: status for u, (ok, status) in verdicts.items() if ok},
+                not_subscribed={u: status for u, (ok, status) in verdicts.items() if not ok},
+                verified_at=now,
+            )
             state.reroll_round = state.reroll_round_fixed_at = None
             state.reroll_round_key = state.reroll_round_fingerprint = None
             state.next_seed = next_seed
@@ -966,12 +1020,17 @@ def _apply_winners(session: Session, giveaway_id: int, plan: _Plan, now: datetim
             .values(is_winner=True, winner_selected_at=now, winner_position=bindparam("position")),
             [{"winner": user_id, "position": position} for position, user_id in plan.winners],
         )
-    if plan.skipped:
+    gone = [  # found gone by this re-check; pending and excluded entrants are settled apart
+        {"skipped": entry["user_id"]}
+        for entry in plan.skipped
+        if entry["reason"] == "not_subscribed" and not entry.get("pending")
+    ]
+    if gone:
         connection.execute(
             update(entries)
             .where(entries.c.giveaway_id == giveaway_id, entries.c.user_id == bindparam("skipped"))
             .values(status="unsubscribed"),
-            [{"skipped": entry["user_id"]} for entry in plan.skipped],
+            gone,
         )
 
 

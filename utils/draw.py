@@ -55,12 +55,14 @@ The algorithm, ``telegive-draw`` version 2 (version 1, without steps 2b and 3b, 
    committed list once the excluded users' leaf indices are stepped over; every winner and skipped
    user in a v2 record carries ``leaf_index``, ``salt`` and ``proof``, so the record checks against
    the root alone.)
-7. Winners. Candidates in that order become winners, except those listed in ``skipped`` (found
-   no longer subscribed at draw time), until ``requested_count`` winners are found or the
-   candidates run out (``unclaimed_count`` prizes stay unclaimed). Positions: the first draw's
-   winners are 1, 2, ...; a reroll either replaces one current winner (``replaced_user_id``, one
-   winner requested), whose successor takes its position, or adds winners after the highest
-   current position.
+7. Winners. Candidates in that order become winners, except those listed in ``skipped``: found
+   no longer subscribed at draw time (``reason`` ``not_subscribed``; only with the re-check on,
+   unless the entrant was still pending verification, then asked whatever the setting and marked
+   ``pending: true``) or excluded before the draw by that verification (``excluded``), until
+   ``requested_count`` winners are found or the candidates run out (``unclaimed_count`` prizes
+   stay unclaimed). Positions: the first draw's winners are 1, 2, ...; a reroll either replaces
+   one current winner (``replaced_user_id``, one winner requested), whose successor takes its
+   position, or adds winners after the highest current position.
 8. Chain. The first record (sequence 1) is the draw; rerolls follow it, sequence 2, 3, ... Each
    record carries the SHA-256 of the previous record of its giveaway (``previous_hash``; 64 zeros
    for the first) and its own ``record_hash``: the SHA-256 of the
@@ -532,7 +534,12 @@ class _History:
         skipped = [entry["user_id"] for entry in record["skipped"]]
         if set(skipped) & set(winners) or len(set(skipped)) != len(skipped):
             problems.append("a skipped user is listed twice or also as a winner")
-        if skipped and record.get("recheck_subscription") is False:
+        rechecked = [  # skips that only a re-check of every candidate could have made
+            entry
+            for entry in record["skipped"]
+            if entry.get("reason") != "excluded" and entry.get("pending") is not True
+        ]
+        if rechecked and record.get("recheck_subscription") is False:
             problems.append("entries are skipped although no subscription re-check was made")
         return problems
 

@@ -147,6 +147,21 @@ def honest(vectors: Vectors) -> list[dict]:
     vectors.chain("v2: the same chain with its entrant list", genuine, entrants=ENTRANTS)
     vectors.chain("v2: the same chain and the root a witness kept", genuine, root=tree_root())
     vectors.chain("v2: the beacon's chain unknown to the verifier", genuine, chains=())
+    unchecked = build_chain(
+        ENTRANTS, [("draw", 6)], refused=REFUSED, seed_label="unchecked-0", beacon=signed
+    )
+    skips = unchecked[0]["skipped"]
+    assert len(skips) >= 2, "the seed label must give this draw two skips"
+    for index, entry in enumerate(skips):  # DRAW_RECHECK_SUBSCRIPTION=false with deferred entries
+        if index % 2:
+            entry.update(reason="excluded", status="excluded")
+        else:
+            entry["pending"] = True
+    unchecked[0]["recheck_subscription"] = False
+    rehash(unchecked)
+    vectors.chain(
+        "v2: no re-check; a pending entrant asked, an excluded one passed over", unchecked
+    )
     off = build_chain(ENTRANTS, [("draw", 8), ("add", 3)], refused=REFUSED, seed_label="off")
     vectors.chain("v2: DRAW_BEACON=off", off)
     v1 = build_chain(

@@ -546,7 +546,12 @@
       if (skipped.some((u) => winnerKeys.has(u)) || new Set(skipped).size !== skipped.length) {
         add("winners", "a skipped user is listed twice or also as a winner");
       }
-      if (skipped.length && get(record, "recheck_subscription") === false) {
+      // Skips that only a re-check of every candidate could have made (an excluded entrant, or a
+      // pending one asked afresh, is passed over whatever the setting).
+      const rechecked = record.skipped.filter(
+        (e) => get(e, "reason") !== "excluded" && get(e, "pending") !== true,
+      );
+      if (rechecked.length && get(record, "recheck_subscription") === false) {
         add("winners", "entries are skipped although no subscription re-check was made");
       }
     }
