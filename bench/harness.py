@@ -44,6 +44,8 @@ REDIS_URL = "redis://127.0.0.1:6379/14"
 HOST = "127.0.0.1"
 STANDIN_FAST_PORT = 18001
 STANDIN_SLOW_PORT = 18002
+STANDIN_LIMITED_PORT = 18003  # Telegram at TELEGRAM_SLOW_MS, and a flood limit per bot
+TELEGRAM_LIMIT_PER_SECOND = 30
 SERVICE_PORT = 18010
 CEILING_PORT = 18020
 TELEGRAM_SLOW_MS = 100
@@ -100,8 +102,10 @@ def service_env(
     threads: int = 8,
     subscription_cache_seconds: int | None = None,
     draw_beacon: str = "drand",
+    env: tuple[tuple[str, str], ...] = (),
 ) -> dict[str, str]:
-    """The production settings of the service, pointed at the stand-in and the bench database."""
+    """The production settings of the service, pointed at the stand-in and the bench database
+    (``env``: more variables, as pairs)."""
     extra = {
         "TELEGRAM_API_BASE": f"http://{HOST}:{telegram_port}",
         "DRAW_RECHECK_SUBSCRIPTION": "true",
@@ -113,6 +117,7 @@ def service_env(
     }
     if subscription_cache_seconds is not None:
         extra["SUBSCRIPTION_CACHE_SECONDS"] = str(subscription_cache_seconds)
+    extra.update(env)
     siblings = f"http://{HOST}:{STANDIN_FAST_PORT}"
     return backends.service_env(PG_DSN, REDIS_URL, siblings, base=base_env(), **extra)
 
@@ -204,11 +209,18 @@ class Stack:
         self._starts = 0
 
     def start_standins(self) -> None:
-        """A stand-in answering at once and one whose Telegram answers after TELEGRAM_SLOW_MS."""
-        for port, delay in ((STANDIN_FAST_PORT, 0), (STANDIN_SLOW_PORT, TELEGRAM_SLOW_MS)):
+        """A stand-in answering at once, one whose Telegram answers after TELEGRAM_SLOW_MS, and
+        one that also refuses a bot's calls beyond TELEGRAM_LIMIT_PER_SECOND (429)."""
+        for port, delay, limit in (
+            (STANDIN_FAST_PORT, 0, None),
+            (STANDIN_SLOW_PORT, TELEGRAM_SLOW_MS, None),
+            (STANDIN_LIMITED_PORT, TELEGRAM_SLOW_MS, TELEGRAM_LIMIT_PER_SECOND),
+        ):
             workdir = self.logs / f"standin-{port}"
             workdir.mkdir(parents=True, exist_ok=True)
-            self._standins.enter_context(backends.standin(workdir, delay, port=port))
+            self._standins.enter_context(
+                backends.standin(workdir, delay, port=port, telegram_limit=limit)
+            )
 
     def standin_pids(self) -> list[int]:
         """The stand-ins' processes (children of this harness running devtools/standin.py)."""

@@ -62,6 +62,7 @@ from bench.scenarios import (
     new_users,
     returning_users,
     stats,
+    telegram_limits,
 )
 
 # In this order: (i) reuses (d)'s largest draw, and (h) reads a giveaway after its draw.
@@ -75,6 +76,7 @@ SCENARIOS: list[tuple[str, Scenario]] = [
     ("i", cost_curve.run),
     ("h", stats.run),
     ("g", history.run),
+    ("j", telegram_limits.run),
 ]
 
 
@@ -85,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--profile", action="store_true", help="also profile the service with py-spy"
     )
-    parser.add_argument("--only", default="", help="comma-separated subset of a,b,c,d,e,f,g,h,i")
+    parser.add_argument("--only", default="", help="comma-separated subset of a,b,c,d,e,f,g,h,i,j")
     parser.add_argument("--out", default="", help="directory for results.json and REPORT.md")
     parser.add_argument(
         "--keep-db",
@@ -109,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         Path(arguments.out) if arguments.out else (WORK / "smoke" if arguments.smoke else BENCH)
     )
     out_dir.mkdir(parents=True, exist_ok=True)
-    selected = [part for part in arguments.only.split(",") if part] or list("abcdefghi")
+    selected = [part for part in arguments.only.split(",") if part] or list("abcdefghij")
 
     if arguments.report_only:
         results = json.loads((out_dir / "results.json").read_text())

@@ -238,8 +238,11 @@ def migrate(env: dict[str, str], cwd: Path = ROOT) -> None:
 
 
 @contextmanager
-def standin(workdir: Path, delay_ms: float = 0, port: int | None = None):
-    """The development stand-in (``workdir/standin.log``), on ``port`` or a free one."""
+def standin(
+    workdir: Path, delay_ms: float = 0, port: int | None = None, telegram_limit: int | None = None
+):
+    """The development stand-in (``workdir/standin.log``), on ``port`` or a free one; its
+    Telegram allows ``telegram_limit`` calls a second per bot (None: any number)."""
     port = port or free_port()
     base = f"http://127.0.0.1:{port}"
     command = [
@@ -251,6 +254,7 @@ def standin(workdir: Path, delay_ms: float = 0, port: int | None = None):
         STANDIN_SECRET,
         "--telegram-delay-ms",
         str(delay_ms),
+        *([] if telegram_limit is None else ["--telegram-limit", str(telegram_limit)]),
     ]
     with running(command, dict(os.environ), workdir / "standin.log", f"{base}/health"):
         yield base

@@ -82,6 +82,7 @@ class World:
         self.recent_calls: dict[int, deque[float]] = {}
         self.chat_member_refused = 0
         self.calls_by_second: Counter[int] = Counter()  # unix second -> getChatMember answered
+        self.refused_by_second: Counter[int] = Counter()  # unix second -> 429s
         self.giveaway_status: dict[int, str] = {410: "finished"}
         self.giveaway_failures: dict[int, int] = {}  # giveaway id -> the 5xx it answers
         self.members: dict[int, str] = {}
@@ -109,6 +110,7 @@ class World:
             self.chat_member_calls += 1
             if self.over_limit(int(match[1])):
                 self.chat_member_refused += 1
+                self.refused_by_second[int(time.time())] += 1
                 return 429, {
                     "ok": False,
                     "error_code": 429,
@@ -124,6 +126,7 @@ class World:
                 "calls": self.chat_member_calls,
                 "refused_429": self.chat_member_refused,
                 "answered_by_second": {str(k): v for k, v in sorted(self.calls_by_second.items())},
+                "refused_by_second": {str(k): v for k, v in sorted(self.refused_by_second.items())},
             }
         if method == "GET" and (match := DRAND_ROUND.match(path)):
             return self.drand_round(match[1])
