@@ -13,7 +13,8 @@ from pathlib import Path
 ROUNDS = "registrations-per-round.png"
 LATENCY = "latency-percentiles.png"
 COST_CURVE = "cost-curve.png"
-BUDGET_BURST = "telegram-budget-burst.png"  # not drawn yet: see missing_budget_series()
+BUDGET_BURST = "telegram-budget-burst.png"
+TELEGRAM = "j_telegram"  # the benchmark (j) whose timeline BUDGET_BURST draws
 THROUGHPUT = {
     "a_returning_register": "(a) returning users, 32 connections",
     "b_burst": "(b) the burst, 256 connections, Telegram at 100 ms",
@@ -51,17 +52,20 @@ def draw(out_dir: Path, results: dict) -> Pictures:
         pictures.drawn[COST_CURVE] = COST_CURVE
     else:
         pictures.missing[COST_CURVE] = "no cost curve (i) in this run"
-    pictures.missing[BUDGET_BURST] = missing_budget_series(benches)
+    telegram = benches.get(TELEGRAM)
+    if telegram and telegram.get("timeline"):
+        _save(pyplot, _budget_burst(pyplot, telegram), out_dir / BUDGET_BURST)
+        pictures.drawn[BUDGET_BURST] = BUDGET_BURST
+    else:
+        pictures.missing[BUDGET_BURST] = missing_budget_series(benches)
     return pictures
 
 
 def missing_budget_series(benches: dict) -> str:
     """Why the Telegram budget's burst over time is not drawn."""
-    return (
-        "results.json holds no time series of the burst: (b) records each 15 s round's totals "
-        "(registrations, getChatMember calls, latencies), not the budget's calls, waits and "
-        "refusals second by second" + ("" if "b_burst" in benches else "; and this run has no (b)")
-    )
+    if TELEGRAM in benches:
+        return "(j) Telegram's limits recorded no timeline in this run"
+    return f"this run has no (j) Telegram's limits (results.json has no benchmarks.{TELEGRAM})"
 
 
 def _save(pyplot, figure, path: Path) -> None:
@@ -187,5 +191,76 @@ def _cost_curve(pyplot, curve: dict):
     axis.grid(True, which="both", alpha=0.3)
     axis.legend(fontsize=8)
     axis.set_title("Cost curve: draw and whole list against entrants", fontsize=11)
+    figure.tight_layout()
+    return figure
+
+
+def _budget_burst(pyplot, telegram: dict):
+    """(j) second by second: getChatMember calls Telegram answered and refused (429) against the
+    bot's budget and Telegram's limit, and the entries pending verification (right axis)."""
+    timeline = sorted(telegram["timeline"], key=lambda point: point["second"])
+    seconds = [point["second"] for point in timeline]
+    answered = [point["answered"] for point in timeline]
+    refused = [point["refused_429"] for point in timeline]
+    pending = [float("nan") if point["pending"] is None else point["pending"] for point in timeline]
+    budget = telegram.get("budget_per_second")
+    limit = telegram.get("telegram_limit_per_second")
+
+    figure, axis = pyplot.subplots(figsize=(9, 5.2))
+    axis.bar(seconds, answered, width=0.85, color="#2b6cb0", label="getChatMember answered")
+    axis.bar(
+        seconds,
+        refused,
+        width=0.85,
+        bottom=answered,
+        color="#c53030",
+        label="refused by Telegram (429)",
+    )
+    if budget:
+        axis.axhline(
+            budget, color="#2f855a", linestyle="--", label=f"the bot's budget ({budget}/s)"
+        )
+    if limit:
+        axis.axhline(limit, color="#c53030", linestyle=":", label=f"Telegram's limit ({limit}/s)")
+    axis.axvline(telegram["seconds"], color="#4a5568", linewidth=1, label="the burst ends")
+    drain = telegram.get("drain_seconds")
+    # Marked only when it was measured and something was pending to drain.
+    if drain is not None and telegram.get("drain_measured", True) and any(p > 0 for p in pending):
+        axis.axvline(
+            telegram["seconds"] + drain,
+            color="#4a5568",
+            linewidth=1,
+            linestyle="-.",
+            label="no entry pending any more",
+        )
+    tallest = max(
+        [a + r for a, r in zip(answered, refused, strict=True)] + [budget or 0, limit or 0]
+    )
+    axis.set_ylim(0, max(tallest, 1) * 1.25)
+    axis.set_xlim(min(seconds) - 1, max(seconds) + 1)
+    axis.set_xlabel("seconds since the burst started")
+    axis.set_ylabel("getChatMember calls in the second")
+
+    right = axis.twinx()
+    right.plot(seconds, pending, color="#b7791f", linewidth=2, label="entries pending (right axis)")
+    right.set_ylabel("entries pending verification")
+    right.set_ylim(0, max([p for p in pending if p == p] + [1]) * 1.1)
+
+    handles, labels = axis.get_legend_handles_labels()
+    more_handles, more_labels = right.get_legend_handles_labels()
+    axis.legend(
+        handles + more_handles,
+        labels + more_labels,
+        fontsize=8,
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.14),
+        ncol=4,
+        frameon=False,
+    )
+    axis.set_title(
+        f"(j) Telegram's limits: {telegram['connections']} connections for {telegram['seconds']} s, "
+        f"SUBSCRIPTION_OVERFLOW={telegram['mode']}",
+        fontsize=11,
+    )
     figure.tight_layout()
     return figure

@@ -234,6 +234,7 @@ def write_report(path: Path, results: dict) -> None:
             lines += ["", f"## {title}", "", _sentence(d["what"]), ""] + [
                 f"- {k}: {fmt(v)}" for k, v in d.items() if k not in ("what", "targets")
             ]
+    lines += _telegram_limits(benches.get(plots.TELEGRAM))
     findings = BENCH / "findings.md"
     if findings.exists() and meta["scale"] == "full":
         lines += ["", findings.read_text().rstrip()]
@@ -272,7 +273,7 @@ def write_report(path: Path, results: dict) -> None:
         "# PostgreSQL on 127.0.0.1:5432 (user postgres, trust), Redis on 127.0.0.1:6379, wrk (apt-get install wrk)",
         "make install",
         ".venv/bin/python bench/run.py            # full run, ~15 min: bench/results.json, bench/REPORT.md",
-        ".venv/bin/python bench/run.py --smoke    # every benchmark at tiny scale, < 60 s (CI)",
+        ".venv/bin/python bench/run.py --smoke    # every benchmark at tiny scale, about 90 s (CI)",
         ".venv/bin/python bench/run.py --profile  # also py-spy profiles of the service (pip install py-spy)",
         "```",
         "",
@@ -315,7 +316,43 @@ _CAPTIONS = {
         "The cost curve (i): seconds of a draw and of a whole-list request against entrants, "
         "beside linear growth from the smallest size (log-log; the figures are in the (i) table).",
     ),
-    plots.BUDGET_BURST: ("The Telegram budget's burst over time", ""),
+    plots.BUDGET_BURST: (
+        "Telegram's limits: calls answered and refused each second of the burst, and entries pending",
+        "Telegram's limits (j), second by second: getChatMember calls Telegram answered (blue) and "
+        "refused with 429 (red, on top) against the bot's budget (dashed) and Telegram's limit "
+        "(dotted), with the entries pending verification on the right axis (the figures are in "
+        "the (j) table and its timeline).",
+    ),
+}
+
+# (j)'s figures as the report names them, in this order; registrations' outcomes follow them.
+_TELEGRAM_FIGURES = (
+    ("mode", "SUBSCRIPTION_OVERFLOW"),
+    ("connections", "connections"),
+    ("seconds", "burst (s)"),
+    ("budget_per_second", "the bot's budget (TELEGRAM_CALLS_PER_SECOND)"),
+    ("telegram_limit_per_second", "Telegram's limit (calls of one bot in any second)"),
+    ("p50_ms", "registration p50 (ms)"),
+    ("p99_ms", "registration p99 (ms)"),
+    ("get_chat_member_calls", "getChatMember calls Telegram received"),
+    ("max_calls_in_a_second", "most calls answered in one second"),
+    ("refused_429", "429s from Telegram"),
+    ("drain_seconds", "after the burst until no entry is pending (s)"),
+    ("pending_after_window", "entries still pending when the drain window ended"),
+    ("draw_seconds", "draw (s)"),
+    ("draw_seconds_beyond_beacon_wait", "draw beyond the wait for the beacon round (s)"),
+    ("draw_winners", "winners drawn"),
+    ("draw_skipped", "candidates skipped by the draw"),
+)
+# The entries' states just after the burst (the verifier ran meanwhile), and wrk's answers.
+_REGISTRATION_OUTCOMES = {
+    "entered": "entries active after the burst (confirmed at once, or verified since)",
+    "pending": "entries still pending verification after the burst",
+    "excluded": "entries excluded by then (pending, then found not subscribed)",
+    "not_subscribed": "refused as not subscribed",
+    "refused": "answers other than 201 or 200 (refused)",
+    "other": "other answers",
+    "wrk_created": "201 answers counted by wrk",
 }
 
 
@@ -329,6 +366,53 @@ def _pictures(out_dir: Path, results: dict) -> list[str]:
     for name, why in pictures.missing.items():
         lines += [f"{_CAPTIONS[name][0]}: not drawn, because {why}.", ""]
     return lines[:-1]
+
+
+def _telegram_limits(telegram: dict | None) -> list[str]:
+    """The (j) section: its figures, then the timeline the picture draws, second by second."""
+    lines = ["", "## (j) Telegram's limits", ""]
+    if not telegram:
+        lines.append(
+            f"Not in this run: results.json has no benchmarks.{plots.TELEGRAM} (the burst "
+            "against a Telegram that limits each bot, bench/scenarios/telegram_limits.py)."
+        )
+        return lines
+    lines += [_sentence(telegram["what"]), "", "| figure | value |", "|---|---|"]
+    for key, name in _TELEGRAM_FIGURES:
+        if key not in telegram:
+            continue
+        value = telegram[key]
+        if key == "drain_seconds":
+            if value is None:
+                shown = "not drained, and not draining, by the end of the window"
+            else:
+                shown = fmt(value) + (
+                    "" if telegram.get("drain_measured", True) else " (projected)"
+                )
+        else:
+            shown = "—" if value is None else fmt(value)
+        lines.append(f"| {name} | {shown} |")
+    for outcome, count in telegram.get("registrations", {}).items():
+        lines.append(
+            f"| registrations: {_REGISTRATION_OUTCOMES.get(outcome, outcome)} | {fmt(count)} |"
+        )
+    timeline = telegram.get("timeline") or []
+    if timeline:
+        lines += [
+            "",
+            "<details><summary>Second by second (the picture's figures): getChatMember calls "
+            "answered, 429s, entries pending at the end of the second</summary>",
+            "",
+            "| second | answered | 429 | pending |",
+            "|---|---|---|---|",
+        ]
+        lines += [
+            f"| {point['second']} | {point['answered']} | {point['refused_429']} | "
+            f"{'' if point['pending'] is None else point['pending']} |"
+            for point in sorted(timeline, key=lambda point: point["second"])
+        ]
+        lines += ["", "</details>"]
+    return lines
 
 
 def _sentence(text: str) -> str:

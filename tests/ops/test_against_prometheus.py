@@ -3,16 +3,27 @@ directory, scraping every second) that scrapes real instances of the service dur
 every query names metrics the service exports and returns data, so a renamed metric or label
 value fails here.
 
-Three instances with the development stand-in as the siblings and Telegram: one healthy, whose
-Telegram budget is small enough for a burst of new users to be refused; one whose Redis is gone
-(captcha answers fail) and where a giveaway's service keeps failing (its circuit opens); one
-whose database is gone. Between them every series the queries select exists.
+Four instances with the development stand-in as the siblings and Telegram: one healthy, whose
+Telegram budget is small enough for a burst of new users to be refused (it runs with
+SUBSCRIPTION_OVERFLOW=refuse); one deferring, on the same database with an even smaller budget,
+where such a burst is entered pending verification, then ``flask verify-pending`` runs once and
+verifies (and excludes) the pending entries; one whose Redis is gone (captcha answers fail) and
+where a giveaway's service keeps failing (its circuit opens); one whose database is gone. Between
+them every series the queries select exists.
+
+The verifier counts its verdicts in the process it runs in, which Prometheus scrapes only when it
+is an instance's: here it writes its samples where the deferring instance's workers write theirs
+(PROMETHEUS_MULTIPROC_DIR), so that instance's /metrics adds them up, as it would for a verifier
+running beside gunicorn in the same container. The queue's gauges need no such help: every
+instance reads them from the database.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import re
+import subprocess
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -24,9 +35,10 @@ import pytest
 import redis
 import requests
 import yaml
+from prometheus_client import multiprocess
 from prometheus_client.parser import text_string_to_metric_families
 
-from devtools.backends import TOKENS, service_env
+from devtools.backends import ROOT, TOKENS, VENV_BIN, service_env
 from tests.conftest import wipe
 from tests.ops.definitions import (
     JOB,
@@ -50,6 +62,11 @@ FAILING_GIVEAWAY = 7002  # the stand-in's Giveaway service answers 503 for this 
 NEW_USERS = [9_100_000_000 + n for n in range(1, 20) if n % 10 not in (0, 9)][:12]  # members
 LEFT_USER = 9_100_000_100
 LOCKED_USER = 9_100_000_201
+# The deferring instance's burst: members entering two giveaways while its bot's budget (2 calls a
+# second, no waiting for a slot) has room for about one of them at a time.
+DEFERRING_GIVEAWAYS = (7003, 7004)
+DEFERRED_USERS = [9_100_002_000 + n for n in range(1, 9)]  # ids ending 1..8: members
+INSTANCES = 4
 
 
 def headers(caller: str) -> dict[str, str]:
@@ -64,6 +81,8 @@ class Scraped:
     start: float
     end: float
     exported: set[str] = field(default_factory=set)
+    entered_pending: int = 0  # entries the deferring instance answered subscription_pending
+    verdicts: dict[str, int] = field(default_factory=dict)  # what flask verify-pending printed
 
     def api(self, path: str, **params) -> dict | list:
         answer = requests.get(f"{self.prometheus}/api/v1/{path}", params=params, timeout=30)
@@ -260,6 +279,87 @@ def run_load(healthy: str, no_redis: str, no_database: str, standin_base: str) -
         assert failed.json()["error_code"] == "DATABASE_UNAVAILABLE", failed.text
 
 
+def enter_while_telegram_is_busy(deferring: str, standin_base: str) -> int:
+    """New users answer their captcha all at once, then enter a second giveaway all at once, on
+    the deferring instance: every one is let in, most pending verification. One of the pending
+    leaves the channel before the verifier asks. The pending entries made."""
+    questions = {}
+    for user_id in DEFERRED_USERS:
+        body = post(
+            deferring,
+            "/api/participants/register",
+            {"giveaway_id": DEFERRING_GIVEAWAYS[0], "user_id": user_id},
+        ).json()
+        assert body["requires_captcha"], body
+        questions[user_id] = solve_question(body["captcha_question"])
+
+    def answer(user_id: int) -> requests.Response:
+        payload = {
+            "giveaway_id": DEFERRING_GIVEAWAYS[0],
+            "user_id": user_id,
+            "answer": questions[user_id],
+        }
+        return post(deferring, "/api/participants/validate-captcha", payload)
+
+    def enter_again(user_id: int) -> requests.Response:
+        payload = {"giveaway_id": DEFERRING_GIVEAWAYS[1], "user_id": user_id}
+        return post(deferring, "/api/participants/register", payload)
+
+    pending_users: list[int] = []
+    for step in (answer, enter_again):
+        with ThreadPoolExecutor(max_workers=len(DEFERRED_USERS)) as pool:
+            answers = list(pool.map(step, DEFERRED_USERS))
+        bodies = [response.json() for response in answers]
+        assert all(body["success"] and body["participant_id"] for body in bodies), bodies
+        pending = [
+            u
+            for u, body in zip(DEFERRED_USERS, bodies, strict=True)
+            if body["subscription_pending"]
+        ]
+        assert len(pending) >= 2, bodies  # the budget let at most a few through at once
+        pending_users += pending
+    requests.post(
+        f"{standin_base}/_standin/members/{pending_users[0]}", json={"status": "left"}, timeout=10
+    ).raise_for_status()
+    return len(pending_users)
+
+
+def verify_pending(env: dict[str, str]) -> dict[str, int]:
+    """``flask verify-pending`` once, as the cron job runs it; what it says it did."""
+    with subprocess.Popen(
+        [str(VENV_BIN / "flask"), "verify-pending", "--max-seconds", "60"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as verifier:
+        try:
+            stdout, stderr = verifier.communicate(timeout=120)
+        except subprocess.TimeoutExpired:
+            verifier.kill()
+            raise
+    # Its live gauges (the database pools) are not the instance's: gone with it, as gunicorn
+    # does for a worker that exits. Its counters stay.
+    multiprocess.mark_process_dead(verifier.pid, env["PROMETHEUS_MULTIPROC_DIR"])
+    assert verifier.returncode == 0, stdout + stderr
+    said = stdout.strip().splitlines()[-1]
+    assert "still pending 0 (due now 0" in said, said
+    done, _, _ = said.partition(" in ")
+    return {name: int(count) for name, count in re.findall(r"(\w+) (\d+)", done)}
+
+
+def prometheus_saw(base: str, query: str, seconds: float = 20) -> float:
+    """The value of a one-number ``query`` once Prometheus has it (scrapes take a moment)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        answer = requests.get(f"{base}/api/v1/query", params={"query": query}, timeout=10).json()
+        if answer["data"]["result"]:
+            return float(answer["data"]["result"][0]["value"][1])
+        assert time.monotonic() < deadline, f"Prometheus has nothing for {query}"
+        time.sleep(0.5)
+
+
 def exported_names(base: str) -> set[str]:
     """The sample names an instance's /metrics shows."""
     text = requests.get(
@@ -275,6 +375,7 @@ def scraped(database_url, redis_url, tmp_path_factory) -> Scraped:
     """Prometheus and three instances after the load (still running while the tests ask)."""
     tool("prometheus")
     workdir = tmp_path_factory.mktemp("prometheus")
+    wipe(database_url)  # the queue of pending entries is the whole database's: only ours
     closed = f"127.0.0.1:{free_port()}"  # nothing listens there
     with ExitStack() as stack:
         siblings = stack.enter_context(standin(workdir))
@@ -282,6 +383,18 @@ def scraped(database_url, redis_url, tmp_path_factory) -> Scraped:
         def start(name: str, **extra: str) -> str:
             env = service_env(database_url, redis_url, siblings, **extra)
             return stack.enter_context(gunicorn(env, workdir, name))
+
+        # The same crowd on an even smaller budget, deferred: entered pending verification.
+        deferring_env = service_env(
+            database_url,
+            redis_url,
+            siblings,
+            TELEGRAM_CALLS_PER_SECOND="2",
+            TELEGRAM_BUDGET_WAIT_SECONDS="0",
+            SUBSCRIPTION_OVERFLOW="defer",
+            WEB_CONCURRENCY="1",
+            PROMETHEUS_MULTIPROC_DIR=str(workdir / "deferring-metrics"),
+        )
 
         # A Telegram budget of 5 calls a second per bot and no waiting for a slot: a burst of
         # new users is partly refused (503 over_budget) and retries, as in a viral giveaway.
@@ -291,6 +404,7 @@ def scraped(database_url, redis_url, tmp_path_factory) -> Scraped:
             TELEGRAM_BUDGET_WAIT_SECONDS="0",
             SUBSCRIPTION_OVERFLOW="refuse",
         )
+        deferring = stack.enter_context(gunicorn(deferring_env, workdir, "deferring"))
         no_redis = start("no-redis", REDIS_URL=f"redis://{closed}/0", WEB_CONCURRENCY="1")
         no_database = start(
             "no-database",
@@ -298,12 +412,21 @@ def scraped(database_url, redis_url, tmp_path_factory) -> Scraped:
             WEB_CONCURRENCY="1",
             GUNICORN_WORKER_CLASS="gthread",
         )
-        bases = [healthy, no_redis, no_database]
+        bases = [healthy, deferring, no_redis, no_database]
         base = stack.enter_context(prometheus(workdir, [b.removeprefix("http://") for b in bases]))
         start_time = time.time() - 1
         run_load(healthy, no_redis, no_database, siblings)
+        entered_pending = enter_while_telegram_is_busy(deferring, siblings)
+        # The queue as Prometheus saw it, before the verifier empties it.
+        queue = "max(telegive_participant_pending_verification_queue)"
+        deadline = time.monotonic() + 20
+        while prometheus_saw(base, queue) < entered_pending:
+            assert time.monotonic() < deadline, prometheus_saw(base, queue)
+            time.sleep(0.5)
+        verdicts = verify_pending(deferring_env)
         end_time = time.time()
-        result = Scraped(base, start_time, end_time)
+        result = Scraped(base, start_time, end_time, entered_pending=entered_pending)
+        result.verdicts = verdicts
         for one in bases:
             result.exported |= exported_names(one)
         # Until every target has been scraped for a rate interval (4 scrapes) after the load,
@@ -312,7 +435,7 @@ def scraped(database_url, redis_url, tmp_path_factory) -> Scraped:
         while True:
             scrapes = result.api("query", query=f'timestamp(up{{job="{JOB}"}})')["result"]
             if (
-                len(scrapes) == 3
+                len(scrapes) == INSTANCES
                 and min(float(s["value"][1]) for s in scrapes) > end_time + 4 * SCRAPE_SECONDS
             ):
                 break
@@ -326,7 +449,36 @@ def scraped(database_url, redis_url, tmp_path_factory) -> Scraped:
 
 def test_every_instance_is_scraped(scraped):
     targets = scraped.api("targets")["activeTargets"]
-    assert [target["health"] for target in targets] == ["up"] * 3, targets
+    assert [target["health"] for target in targets] == ["up"] * INSTANCES, targets
+
+
+def test_the_pending_queue_and_the_verifiers_verdicts_reach_prometheus(scraped):
+    # Every pending entry was verified or excluded (the one who left), none is left; the
+    # gauges Prometheus scraped went from the whole queue back to zero, and the verifier's
+    # counters are the deferring instance's.
+    assert scraped.verdicts.get("excluded", 0) >= 1, scraped.verdicts
+    settled = scraped.verdicts.get("verified", 0) + scraped.verdicts["excluded"]
+    assert settled == scraped.entered_pending, scraped.verdicts
+    window = f"{math.ceil(time.time() - scraped.start)}s"
+    queue = "telegive_participant_pending_verification_queue"
+    peak = scraped.api("query", query=f"max(max_over_time({queue}[{window}]))")["result"]
+    assert float(peak[0]["value"][1]) == scraped.entered_pending
+    for gauge in (
+        queue,
+        f"{queue}_due",
+        "telegive_participant_pending_verification_oldest_seconds",
+    ):
+        now = scraped.api("query", query=f"max({gauge})")["result"]
+        assert float(now[0]["value"][1]) == 0, gauge
+    counted = {
+        series["metric"]["outcome"]: round(float(series["value"][1]))
+        for series in scraped.api(
+            "query", query="sum by (outcome) (telegive_participant_pending_verifications_total)"
+        )["result"]
+    }
+    assert counted["enqueued"] == scraped.entered_pending, counted
+    for outcome in ("verified", "excluded"):
+        assert counted.get(outcome, 0) == scraped.verdicts.get(outcome, 0), counted
 
 
 def test_every_panel_query_names_exported_metrics_and_returns_data(scraped):

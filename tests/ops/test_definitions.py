@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 import subprocess
 
+import promql_parser
 import yaml
 
 from tests.ops.definitions import (
@@ -44,8 +45,20 @@ REQUIRED_SERIES = [
     ("telegive_participant_error_responses_total", ""),
     ("telegive_participant_db_pool_connections_in_use", ""),
     ("telegive_participant_db_pool_size", ""),
+    ("telegive_participant_pending_verification_queue", ""),
+    ("telegive_participant_pending_verification_queue_due", ""),
+    ("telegive_participant_pending_verification_oldest_seconds", ""),
+    ("telegive_participant_pending_verifications_total", ""),
+    ("telegive_participant_pending_verifications_total", 'outcome="enqueued"'),
 ]
-# What the issue asks operators to be woken for (pending verifications: with issue 15's metric).
+# The pending-verification gauges: every instance reads the same queue from the database, so a
+# sum over instances would show it once per instance.
+QUEUE_GAUGES = {
+    "telegive_participant_pending_verification_queue",
+    "telegive_participant_pending_verification_queue_due",
+    "telegive_participant_pending_verification_oldest_seconds",
+}
+# What the issue asks operators to be woken for.
 REQUIRED_ALERTS = {
     "TelegiveParticipantRegistrationsFailing",
     "TelegiveParticipantDatabaseUnavailable",
@@ -53,6 +66,7 @@ REQUIRED_ALERTS = {
     "TelegiveParticipantPeerCircuitOpen",
     "TelegiveParticipantTelegramFloodWaits",
     "TelegiveParticipantDrawFailing",
+    "TelegiveParticipantPendingVerificationsNotDraining",
     "TelegiveParticipantDown",
 }
 
@@ -101,6 +115,31 @@ def test_the_dashboard_shows_what_the_issue_asks_for():
     ]
     for metric, matcher in REQUIRED_SERIES:
         assert any(name == metric and matcher in text for name, text in shown), (metric, matcher)
+
+
+def test_the_queue_is_never_counted_once_per_instance():
+    variables = grafana_variables(scrape_seconds=15, range_seconds=3600)
+
+    def gauges(node, summed: bool = False) -> list[tuple[str, bool]]:
+        """Each queue gauge the expression reads, and whether a sum or count aggregates it."""
+        if isinstance(node, promql_parser.VectorSelector):
+            return [(node.name, summed)] if node.name in QUEUE_GAUGES else []
+        if isinstance(node, promql_parser.AggregateExpr):
+            return gauges(node.expr, summed or str(node.op) in ("sum", "count"))
+        children = [
+            getattr(node, name)
+            for name in ("lhs", "rhs", "expr", "vector_selector")
+            if getattr(node, name, None) is not None
+        ]
+        children += list(getattr(node, "args", None) or [])
+        return [found for child in children for found in gauges(child, summed)]
+
+    read = []
+    for expression in panel_expressions() + alert_expressions():
+        found = gauges(promql_parser.parse(substitute(expression.text, variables)))
+        assert not [name for name, summed in found if summed], expression.origin
+        read += found
+    assert {name for name, _ in read} == QUEUE_GAUGES
 
 
 def test_every_alert_has_a_summary_a_first_check_and_a_reasoned_threshold():
