@@ -78,8 +78,8 @@ class Traffic:
         self.stop = threading.Event()
         self.lock = threading.Lock()
         self.observations: list[
-            tuple[str, float, str, int, str]
-        ] = []  # phase, t, kind, status, code
+            tuple[str, float, str, int, str, float]
+        ] = []  # phase, t, kind, status, code, when it started (monotonic)
         self.confirmed: set[tuple[int, int, int]] = set()
         self.passed: list[int] = []
         self.counter = 0
@@ -97,7 +97,7 @@ class Traffic:
                 body = {}
             code = body.get("error_code", "") if status >= 400 else ""
         with self.lock:
-            self.observations.append((self.phase, elapsed, kind, status, code))
+            self.observations.append((self.phase, elapsed, kind, status, code, started))
         return body
 
     def post(self, kind: str, path: str, body: dict) -> dict:
@@ -194,7 +194,7 @@ def until_recovered(
     while time.monotonic() - started < timeout:
         with traffic.lock:
             fresh = traffic.observations[seen:]
-        if any(kind in kinds and 200 <= status < 300 for _, _, kind, status, _ in fresh):
+        if any(kind in kinds and 200 <= status < 300 for _, _, kind, status, *_ in fresh):
             return round(time.monotonic() - started, 2)
         time.sleep(0.05)
     return None
@@ -202,7 +202,7 @@ def until_recovered(
 
 def summarise(observations: list) -> dict:
     by_phase: dict[str, dict] = defaultdict(lambda: {"answers": Counter(), "failure_latencies": []})
-    for phase, elapsed, kind, status, code in observations:
+    for phase, elapsed, kind, status, code, _ in observations:
         entry = by_phase[phase]
         entry["answers"][f"{kind} {status} {code}".strip()] += 1
         if status >= 500 or status == 0:
@@ -219,6 +219,18 @@ def summarise(observations: list) -> dict:
             "failure_max_ms": round(latencies[-1] * 1000, 1) if latencies else None,
         }
     return result
+
+
+def slow_calls_by_second(observations: list, attack_started: float, over: float) -> dict:
+    """When the honest calls slower than ``over`` seconds started, by whole seconds after the
+    attack began: the tail's timeline against the attackers' (the slow readers all connect in
+    the first second or two)."""
+    slow = Counter(
+        int(started - attack_started)
+        for phase, elapsed, kind, _, _, started in observations
+        if phase == "hostile" and kind in REGISTRATION_KINDS and elapsed > over
+    )
+    return {str(second): count for second, count in sorted(slow.items())}
 
 
 def integrity(
@@ -425,6 +437,7 @@ def hostile_phase(
             timeout=5,
         ).raise_for_status()
         traffic.phase = counter.phase = "hostile"
+        attack_started = time.perf_counter()
         attackers.start()
         figures["attack"] = attackers.result()
         figures["metrics_after"] = sizes()
@@ -441,12 +454,12 @@ def hostile_phase(
     for phase in ("baseline", "hostile"):
         latencies = [
             elapsed
-            for p, elapsed, kind, _, _ in traffic.observations
+            for p, elapsed, kind, *_ in traffic.observations
             if p == phase and kind in REGISTRATION_KINDS
         ]
         answers = Counter(
             f"{status} {code}".strip()
-            for p, _, kind, status, code in traffic.observations
+            for p, _, kind, status, code, _ in traffic.observations
             if p == phase and kind in REGISTRATION_KINDS
         )
         figures[phase] = {
@@ -457,6 +470,9 @@ def hostile_phase(
             "answers": dict(answers.most_common()),
             "connections": counter.peaks(phase),
         }
+    figures["hostile"]["slow_calls_by_second"] = slow_calls_by_second(
+        traffic.observations, attack_started, 2 * (figures["baseline"]["p99_ms"] or 0) / 1000
+    )
     confirmed = traffic.confirmed | {
         tuple(c) for c in figures["attack"].pop("failing_giveaway_confirmed")
     }

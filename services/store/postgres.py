@@ -27,7 +27,7 @@ LOCK_NAMESPACE = 0x7467_1E
 # list or export starts with FIRST_CHUNK_ROWS and doubles up to its full chunk: a client that asks
 # for a whole giveaway and never reads costs a few small chunks (what fits its socket's buffers),
 # and one that reads gets full chunks after a few round trips.
-FIRST_CHUNK_ROWS = 250
+FIRST_CHUNK_ROWS = 100
 PAGE_CHUNK_ROWS = 5_000
 EXPORT_CHUNK_ROWS = 20_000
 ENTRANTS_CHUNK_ROWS = 200_000
