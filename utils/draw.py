@@ -181,12 +181,10 @@ def next_level(level: bytes) -> bytes:
     width = 32 * ARITY
     view = memoryview(level)
     full = count // ARITY
-    nodes = [
-        hashlib.sha256(_NODE + view[width * j : width * j + width]).digest() for j in range(full)
-    ]
+    nodes = [_sha256(_NODE + view[width * j : width * j + width]).digest() for j in range(full)]
     rest = view[width * full :]
     if len(rest) > 32:
-        nodes.append(hashlib.sha256(_NODE + rest).digest())
+        nodes.append(_sha256(_NODE + rest).digest())
     elif rest:
         nodes.append(bytes(rest))
     return b"".join(nodes)
@@ -231,7 +229,7 @@ def top_from_proof(leaf: bytes, index: int, count: int, proof: Sequence[str]) ->
             at = index - start
             children = [bytes.fromhex(h) for h in others[:at]] + [node]
             children += [bytes.fromhex(h) for h in others[at:]]
-            node = hashlib.sha256(_NODE + b"".join(children)).digest()
+            node = _sha256(_NODE + b"".join(children)).digest()
         index //= ARITY
         width = -(-width // ARITY)
     return node if used == len(proof) else None

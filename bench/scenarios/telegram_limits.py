@@ -17,7 +17,6 @@ import threading
 import time
 import urllib.request
 from contextlib import suppress
-from datetime import datetime
 
 from bench.harness import (
     HOST,
@@ -85,6 +84,7 @@ def run(bench: Bench) -> None:
         burst_ended = time.time()
         time.sleep(1)  # registrations cut off at wrk's deadline finish
         outcomes = _outcomes(gid)
+        draw_started = time.time()
         drawn = fetch(
             "POST",
             f"/api/participants/{gid}/select-winners",
@@ -102,7 +102,7 @@ def run(bench: Bench) -> None:
     answered = [point["answered"] for point in timeline]
     refused_429 = after["refused_429"] - before["refused_429"]
     record = body["draw"]
-    wait = _beacon_wait_of(record)
+    wait = _beacon_wait_of(record, draw_started)
     bench.results["j_telegram"] = {
         "what": f"{connections} connections of first-time users for {burst_seconds} s, every registration a getChatMember; the stand-in's Telegram answers in 100 ms and allows one bot {TELEGRAM_LIMIT_PER_SECOND} calls in any second (429 beyond); TELEGRAM_CALLS_PER_SECOND={BUDGET_PER_SECOND} (default), SUBSCRIPTION_OVERFLOW=defer (default), `flask verify-pending --loop` running; then the draw of {scale.winners} at once, then the queue drained for at most {drain_window} s",
         "mode": "defer",
@@ -244,12 +244,11 @@ def _since(before: dict[str, int], after: dict[str, int]) -> dict[int, int]:
     return {int(k): v - before.get(k, 0) for k, v in after.items() if v - before.get(k, 0)}
 
 
-def _beacon_wait_of(record: dict) -> float:
-    """How long of the draw lay between the close and its beacon round's publication."""
+def _beacon_wait_of(record: dict, started: float) -> float:
+    """How long of the draw lay before its beacon round's publication."""
     if record.get("beacon") is None:
         return 0.0
-    closed = datetime.fromisoformat(record["entrants_committed_at"]).timestamp()
-    return max(0.0, DEV_CHAIN.time_of(record["beacon"]["round"]) - closed)
+    return max(0.0, DEV_CHAIN.time_of(record["beacon"]["round"]) - started)
 
 
 def _start_verifier(settings: dict, bench: Bench) -> subprocess.Popen:

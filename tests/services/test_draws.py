@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import func, select, text, update
 
 from extensions import db
-from models import DrawRecord, Participant
+from models import DrawRecord, GiveawayState, Participant
 from services import draws, registration
 from services.errors import (
     AlreadyDrawnDifferently,
@@ -289,3 +289,29 @@ def test_the_chain_check_derives_exclusions_a_re_hashed_record_cannot_hide(app, 
         db.session.commit()
         problems = draws.verify_all_chains(1)[1]
     assert any(p.startswith("record 2: exclusions should be everyone who won") for p in problems)
+
+
+def test_a_big_list_closes_just_after_a_round_so_its_tree_is_built_in_the_wait(
+    app, peers, beacon_clock
+):
+    """The close waits for a round when the next one is nearer than the tree's build: the first
+    round after the close is then a whole period away. A small list closes at once."""
+    peers.standard()
+    add_entries(app, 1, USERS)
+    chain = DRAND_CHAIN
+    with app.app_context():
+        draws._close_after_a_round(1)
+        assert beacon_clock.sleeps == []  # 20 entrants: nothing to wait for
+        db.session.execute(
+            update(GiveawayState)
+            .where(GiveawayState.giveaway_id == 1)
+            .values(entry_count=3_000_000)
+        )
+        db.session.commit()
+        now = beacon_clock.time()
+        next_round_at = chain.time_of(chain.first_round_after(now))
+        draws._close_after_a_round(1)
+        assert beacon_clock.sleeps == [pytest.approx(next_round_at - now + 0.01)]
+        assert chain.time_of(chain.first_round_after(beacon_clock.time())) - beacon_clock.time() > (
+            chain.period - 0.02
+        )
