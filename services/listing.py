@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 from models import DrawRecord, GiveawayState, Participant
 from services import captcha
 from services.errors import InvalidCursorError
-from services.numbering import has_pending, number_pending, pending_entries
+from services.numbering import number_pending, pending_entries
 from services.store import store
 from services.transaction import read_only
 from utils.csv_export import csv_chunk
@@ -187,10 +187,25 @@ def _entry_count(session, giveaway_id: int) -> int:
 
 
 def _numbered_total(giveaway_id: int) -> int:
-    """Number whatever is pending, then the count: a page is then a range of numbers."""
+    """Number whatever is pending, then the count: a page is then a range of numbers. One
+    statement when nothing waits for its number (the usual case, and a crowd of whole-list
+    requests must not cost the database three each)."""
+    unnumbered = (
+        select(func.count())
+        .select_from(Participant)
+        .where(Participant.giveaway_id == giveaway_id, Participant.entry_number.is_(None))
+        .scalar_subquery()
+    )
     with read_only() as session:
-        pending = has_pending(session, giveaway_id)
-    if pending:
-        number_pending(giveaway_id)
+        row = session.execute(
+            select(GiveawayState.entry_count, unnumbered).where(
+                GiveawayState.giveaway_id == giveaway_id
+            )
+        ).one_or_none()
+    if row is None:
+        return 0
+    if not row[1]:
+        return row[0]
+    number_pending(giveaway_id)
     with read_only() as session:
         return _entry_count(session, giveaway_id)
