@@ -11,6 +11,7 @@ import signal
 import subprocess
 import threading
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from pathlib import Path
 
@@ -52,7 +53,7 @@ def reset_peak(pid: int) -> bool:
         return False
 
 
-class _Sampling:
+class _Sampling(ABC):
     """A sampler thread started and stopped with a ``with`` block; subclasses define ``_run``."""
 
     def __init__(self) -> None:
@@ -67,8 +68,9 @@ class _Sampling:
         self._stop.set()
         self._thread.join()
 
+    @abstractmethod
     def _run(self) -> None:
-        raise NotImplementedError
+        """Sample until ``self._stop`` is set."""
 
 
 class RssSampler(_Sampling):

@@ -36,18 +36,6 @@ def pending_entries(session: Session, giveaway_id: int) -> int:
     )
 
 
-def has_pending(session: Session, giveaway_id: int) -> bool:
-    """Whether any entry of the giveaway waits for its number."""
-    return (
-        session.scalar(
-            select(Participant.id)
-            .where(Participant.giveaway_id == giveaway_id, Participant.entry_number.is_(None))
-            .limit(1)
-        )
-        is not None
-    )
-
-
 def number_pending(giveaway_id: int, *, limit: int = 1_000_000) -> int:
     """Number the giveaway's unnumbered entries in id order, waiting for a numbering in progress
     elsewhere; returns how many were numbered."""

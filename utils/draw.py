@@ -75,6 +75,7 @@ from __future__ import annotations
 
 import argparse
 import bisect
+import contextlib
 import hashlib
 import importlib.util
 import json
@@ -97,12 +98,10 @@ except ImportError:  # pragma: no cover - depends on the Python version
 def _load_drand():  # pragma: no cover - depends on how the file is run
     """drand.py: in the service's package, or beside this file when both were copied (even under
     ``python -I``, which leaves this file's folder off ``sys.path``); None when it is absent."""
-    try:
+    with contextlib.suppress(ImportError):
         from utils import drand as module
 
         return module
-    except ImportError:
-        pass
     beside = os.path.join(os.path.dirname(os.path.abspath(__file__)), "drand.py")
     if not os.path.exists(beside):
         return None
