@@ -9,12 +9,17 @@ to its own schedule (logged): the budget then holds per process, not across them
 
 A caller reserves a slot at most ``max_wait`` seconds ahead and sleeps until it; when none is
 free that soon it is refused at once (no wait that could not end in a slot), with the wait it
-would have needed. A caller that slept re-checks that no flood wait began meanwhile.
+would have needed. Then the call is admitted as it is about to be made: refused if a flood wait
+began meanwhile, delayed while the last second already holds ``ceil(rate)`` calls (a caller
+woken late would otherwise share a second with the callers of the next slots), within the same
+``max_wait`` in all. In Redis the admitted calls of the last second are a sorted set beside the
+schedule (``<key>:admitted``).
 """
 
 from __future__ import annotations
 
 import logging
+import secrets
 import threading
 import time
 from collections.abc import Callable
@@ -65,10 +70,10 @@ class LocalPacer:
         with self._lock:
             pacing.penalize(self._state(bot_id), now=self._now(), flood_wait=_micros(flood_wait))
 
-    def closed_for(self, bot_id: str) -> float:
-        """Seconds until the bot's flood wait ends; 0 when there is none."""
+    def admit(self, bot_id: str, *, rate: float) -> Slot:
+        """Admit the bot's call about to be made (``pacing.admit``)."""
         with self._lock:
-            return pacing.closed_for(self._state(bot_id), now=self._now()) / MICROS
+            return pacing.admit(self._state(bot_id), now=self._now(), rate=rate)
 
 
 # The same arithmetic as utils/pacing.py, in whole microseconds of Redis's clock, in one atomic
@@ -124,7 +129,22 @@ keep_until_settled()
 return whole(closed_until - now)
 """
 )
-_CLOSED_FOR = _PRELUDE + "return whole(math.max(0, closed_until - now))"
+# KEYS[2] holds the calls admitted in the last second (scores: Redis's clock in microseconds).
+_ADMIT = (
+    _PRELUDE
+    + """
+local limit, window, member = tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
+if closed_until > now then return {-1, whole(closed_until - now), whole(closed_until)} end
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', whole(now - window))
+if redis.call('ZCARD', KEYS[2]) >= limit then
+  local frees = tonumber(redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')[2]) + window
+  return {0, whole(frees - now), whole(frees)}
+end
+redis.call('ZADD', KEYS[2], whole(now), member)
+redis.call('PEXPIRE', KEYS[2], math.ceil(window / 1000) + 1000)
+return {1, '0', whole(now)}
+"""
+)
 
 
 class RedisPacer:
@@ -135,7 +155,7 @@ class RedisPacer:
         self.prefix = prefix  # another prefix keeps other schedules (services/public_draws.py)
         self._reserve = client.register_script(_RESERVE)
         self._penalize = client.register_script(_PENALIZE)
-        self._closed_for = client.register_script(_CLOSED_FOR)
+        self._admit = client.register_script(_ADMIT)
 
     def reserve(self, bot_id: str, *, rate: float, max_wait: float) -> Slot:
         """Reserve the bot's next slot if it is at most ``max_wait`` seconds away."""
@@ -151,9 +171,19 @@ class RedisPacer:
             args=[pacing.RECOVERY, _micros(flood_wait), pacing.SLOWDOWN, pacing.MIN_FACTOR],
         )
 
-    def closed_for(self, bot_id: str) -> float:
-        """Seconds until the bot's flood wait ends; 0 when there is none."""
-        return int(self._closed_for(keys=[self.prefix + bot_id], args=[pacing.RECOVERY])) / MICROS
+    def admit(self, bot_id: str, *, rate: float) -> Slot:
+        """Admit the bot's call about to be made (``pacing.admit``, on Redis's clock)."""
+        key = self.prefix + bot_id
+        verdict, wait, at = self._admit(
+            keys=[key, key + ":admitted"],
+            args=[
+                pacing.RECOVERY,
+                pacing.window_limit(rate),
+                pacing.WINDOW,
+                secrets.token_hex(8),
+            ],
+        )
+        return Slot(Verdict(int(verdict)), int(wait), int(at))
 
 
 class TelegramBudget:
@@ -188,24 +218,36 @@ class TelegramBudget:
                 log.warning("budget in Redis unreadable", extra={"error": type(error).__name__})
         return self.local.reserve(bot_id, rate=self.rate, max_wait=max_wait)
 
-    def _closed_for(self, bot_id: str) -> float:
+    def _admit_once(self, bot_id: str) -> Slot:
         shared = self._redis()
         if shared is not None:
             try:
-                return shared.closed_for(bot_id)
+                return shared.admit(bot_id, rate=self.rate)
             except redis.RedisError as error:
                 log.warning("budget in Redis unreadable", extra={"error": type(error).__name__})
-        return self.local.closed_for(bot_id)
+        return self.local.admit(bot_id, rate=self.rate)
+
+    def _admit(self, bot_id: str, *, waited: float, max_wait: float) -> Slot:
+        """Admit the call now, waiting while the last second is full, until ``max_wait`` seconds
+        of waiting in all; CLOSED at once when a flood wait began. A granted slot's ``wait`` is
+        the whole time the caller waited."""
+        while True:
+            slot = self._admit_once(bot_id)
+            if slot.verdict is Verdict.GRANTED:
+                return Slot(Verdict.GRANTED, _micros(waited), slot.at_us)
+            if slot.verdict is Verdict.CLOSED or waited + slot.wait > max_wait:
+                return slot
+            self._sleep(slot.wait)
+            waited += slot.wait
 
     def acquire(self, bot_id: str, *, max_wait: float) -> Slot:
-        """Wait for the bot's next slot, at most ``max_wait`` seconds; a refusal (BUSY or CLOSED)
-        is returned at once with the wait it would need."""
+        """Wait for the bot's next slot, then for the call's admission, at most ``max_wait``
+        seconds in all; a refusal (BUSY or CLOSED) is returned with the wait it would need."""
         slot = self._reserve(bot_id, max_wait)
-        if slot.verdict is Verdict.GRANTED and slot.wait > 0:
-            self._sleep(slot.wait)
-            closed = self._closed_for(bot_id)  # a flood wait may have begun while we slept
-            if closed > 0:
-                slot = Slot(Verdict.CLOSED, _micros(closed), slot.at_us)
+        if slot.verdict is Verdict.GRANTED:
+            if slot.wait > 0:
+                self._sleep(slot.wait)
+            slot = self._admit(bot_id, waited=slot.wait, max_wait=max_wait)
         if slot.verdict is Verdict.GRANTED:
             TELEGRAM_BUDGET_WAIT.observe(slot.wait)
         else:
@@ -224,7 +266,9 @@ class TelegramBudget:
         waited = 0.0
         while True:
             slot = self._reserve(bot_id, 0.0)
-            if slot.verdict is not Verdict.BUSY or waited >= max_wait:
+            if slot.verdict is Verdict.GRANTED:
+                return self._admit(bot_id, waited=waited, max_wait=max_wait)
+            if slot.verdict is Verdict.CLOSED or waited >= max_wait:
                 return slot
             # A little past the free slot, so that it has come on the schedule's clock too.
             step = min(slot.wait + SPARE_MARGIN, max_wait - waited)

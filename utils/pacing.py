@@ -6,6 +6,12 @@ and callers who arrive together are spread out rather than sent together. A call
 a slot at most ``max_wait`` seconds ahead; a slot further away is refused with the wait it
 would need, and nothing is reserved.
 
+A slot is when a call may go, not when it goes: a caller woken late by its scheduler would land
+in the next slot's second. So the call itself is admitted too, when it is about to be made: at
+most ``ceil(rate)`` admissions in any window of one second (the times of the last ones are
+kept), else the caller waits until the oldest leaves the window. The schedule spreads callers
+out; the window makes the bound hold for the calls as made.
+
 A flood wait (Telegram's 429 with ``retry_after``) closes the schedule until the wait is over,
 then reopens it at a fraction of the rate: halved (never below ``MIN_FACTOR``), recovering
 linearly to the full rate over ``RECOVERY_SECONDS``. Another flood wait while the first is still
@@ -19,7 +25,8 @@ the same arithmetic.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections import deque
+from dataclasses import dataclass, field
 from enum import Enum
 
 RECOVERY_SECONDS = 60.0
@@ -29,6 +36,7 @@ MIN_FACTOR = 0.1
 # however many are added up (in floating-point seconds 20 slots of 0.05 s can fit in 0.99999 s).
 MICROS = 1_000_000
 RECOVERY = int(RECOVERY_SECONDS * MICROS)
+WINDOW = MICROS  # the admissions of the last second are counted
 
 
 class Verdict(Enum):
@@ -66,6 +74,7 @@ class PaceState:
     closed_until: int = 0
     factor: float = 1.0  # the fraction of the rate allowed at ``slow_from``
     slow_from: int = 0  # when the fraction starts recovering (the end of the flood wait)
+    admitted: deque[int] = field(default_factory=deque)  # calls admitted in the last second
 
 
 def factor_at(state: PaceState, at: int) -> float:
@@ -91,14 +100,30 @@ def reserve(state: PaceState, *, now: int, rate: float, max_wait: int) -> Slot:
     return Slot(Verdict.GRANTED, wait, slot)
 
 
+def window_limit(rate: float) -> int:
+    """Calls admitted in any one second: the rate, rounded up (the schedule's slots never put
+    more than that in a second)."""
+    return max(1, math.ceil(rate))
+
+
+def admit(state: PaceState, *, now: int, rate: float) -> Slot:
+    """Admit a call about to be made at ``now``: CLOSED during a flood wait, BUSY (with the wait
+    until a place frees) when the last second already holds ``window_limit(rate)`` calls."""
+    if state.closed_until > now:
+        return Slot(Verdict.CLOSED, state.closed_until - now, state.closed_until)
+    admitted = state.admitted
+    while admitted and admitted[0] <= now - WINDOW:
+        admitted.popleft()
+    if len(admitted) >= window_limit(rate):
+        frees = admitted[0] + WINDOW
+        return Slot(Verdict.BUSY, frees - now, frees)
+    admitted.append(now)
+    return Slot(Verdict.GRANTED, 0, now)
+
+
 def penalize(state: PaceState, *, now: int, flood_wait: int) -> None:
     """A flood wait of ``flood_wait`` began at ``now``: close, then slow down."""
     if now >= state.closed_until:
         state.factor = max(MIN_FACTOR, factor_at(state, now) * SLOWDOWN)
     state.closed_until = max(state.closed_until, now + flood_wait)
     state.slow_from = state.closed_until
-
-
-def closed_for(state: PaceState, *, now: int) -> int:
-    """Time until the flood wait ends; 0 when the schedule is open."""
-    return max(0, state.closed_until - now)

@@ -3,6 +3,7 @@ a flood wait for every instance, and what a registration over it is told."""
 
 from __future__ import annotations
 
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from itertools import pairwise
@@ -98,6 +99,37 @@ def test_concurrent_callers_never_exceed_the_budget_of_one_bot(make_app, backend
     assert min(b - a for a, b in pairwise(slots)) >= MICROS // 10
 
 
+@pytest.mark.parametrize("backend", ["in_process", "redis"])
+def test_callers_woken_late_by_the_scheduler_still_keep_every_second_within_the_budget(
+    make_app, backend
+):
+    """Every third caller wakes 90 ms after its slot (a busy worker): alone, the schedule would
+    then put 11 calls in some second; the admission holds the late ones back."""
+    app = make_app() if backend == "in_process" else lua_redis_app(make_app)
+    woken = threading.local()
+
+    def sleep_late_once(seconds: float) -> None:
+        late = 0.09 if woken.index % 3 == 0 else 0.0
+        woken.index = 1  # late once: the admission's own waits are on time
+        time.sleep(seconds + late)
+
+    def one(index: int) -> float | None:
+        woken.index = index
+        with app.app_context():
+            budget = telegram_budget()
+            slot = budget.acquire(BOT_A, max_wait=4.0)
+        return time.monotonic() if slot.verdict is Verdict.GRANTED else None
+
+    with app.app_context():
+        budget = telegram_budget()
+        budget.rate, budget._sleep = 10.0, sleep_late_once
+    with ThreadPoolExecutor(max_workers=30) as pool:
+        calls = sorted(at for at in pool.map(one, range(30)) if at is not None)
+    assert len(calls) >= 25
+    # Counted in windows a little under a second: the calls are timed after their admission.
+    assert max(sum(1 for at in calls if start <= at < start + 0.98) for start in calls) <= 10
+
+
 def test_callers_sleep_until_their_slot(app):
     budget, clock = fake_budget(rate=4)
     started = clock.now
@@ -127,8 +159,11 @@ def test_the_budget_in_redis_is_keyed_by_the_bot_id_never_the_token(make_app, pe
         "/api/participants/verify-subscription", json={"user_id": 5, "account_id": 42}, headers=BOT
     )
     with app.app_context():
-        keys = list(get_redis().scan_iter("*telegram_budget*"))
-    assert keys == ["telegive:participant:telegram_budget:4242000"]
+        keys = sorted(get_redis().scan_iter("*telegram_budget*"))
+    assert keys == [
+        "telegive:participant:telegram_budget:4242000",
+        "telegive:participant:telegram_budget:4242000:admitted",
+    ]
 
 
 def test_without_redis_at_hand_each_process_keeps_the_budget_itself(app):
