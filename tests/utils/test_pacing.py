@@ -52,7 +52,9 @@ def calls_made(arrivals: list[tuple[int, int]], rate: float, *, admitted: bool) 
     names, at most three seconds in all)."""
     state = PaceState()
     made = []
-    for now, lateness in sorted(arrivals, key=lambda arrival: arrival[0]):  # as the lock orders them
+    for now, lateness in sorted(
+        arrivals, key=lambda arrival: arrival[0]
+    ):  # as the lock orders them
         slot = pacing.reserve(state, now=now, rate=rate, max_wait=3 * SECOND)
         if slot.verdict is not Verdict.GRANTED:
             continue
