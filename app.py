@@ -30,6 +30,7 @@ from routes.json_request import JsonRequest
 from schemas.common import ERROR_SCHEMA, add_documented_schemas, error_responses
 from services import cache, captcha, public_draws, store, telegram_budget
 from services.clients import http
+from services.store.pools import FairQueuePool
 from utils.logs import configure_logging
 from utils.metrics import HTTP_LATENCY, HTTP_REQUESTS, declare_series, method_label
 from utils.request_context import accept_request_id, current_caller, set_request_context
@@ -110,6 +111,7 @@ def engine_options(settings: Settings) -> dict:
         # No overflow: an overflow connection is closed when it is returned, and under gevent a
         # burst then opens and closes connections all the time (a backend fork and a
         # re-preparation each; bench/findings.md has what it cost in bench (a)).
+        "poolclass": FairQueuePool,  # first come, first served (services/store/pools.py)
         "pool_size": settings.db_pool_size,
         "max_overflow": 0,
         "pool_use_lifo": True,  # reuse the warmest connection; the rest stay idle

@@ -1,7 +1,11 @@
 """The per-bot budget of Telegram calls: ``TELEGRAM_CALLS_PER_SECOND`` for each bot, never more.
 
 Every ``getChatMember`` takes a slot of its bot's schedule first (``utils/pacing.py``: one slot
-every ``1 / rate`` seconds, a flood wait closing the schedule and slowing it down afterwards).
+every ``1.1 / rate`` seconds, a flood wait closing the schedule and slowing it down afterwards).
+The budget is counted where it matters, as the calls reach Telegram, and a call's way there
+(the worker resuming it, the request, the network) takes longer for some calls than for others:
+the service admits at most ``rate`` calls in any 1.1 s (``TRANSIT_MARGIN``), so that Telegram
+sees at most ``rate`` in any second while calls differ in their way there by under 0.1 s.
 With Redis the schedule is one hash per bot, keyed by the bot's id (never its token), and read
 and changed by one Lua script on Redis's clock, so every worker of every instance shares it;
 without Redis each process keeps its own. While Redis cannot be reached, each process falls back
@@ -37,6 +41,8 @@ from utils.pacing import MICROS, PaceState, Slot, Verdict
 KEY_PREFIX = "telegive:participant:telegram_budget:"
 DEFAULT_FLOOD_WAIT = 1.0  # a 429 without retry_after (Telegram always sends one)
 SPARE_MARGIN = 0.002  # seconds past a free slot before acquire_spare asks for it again
+TRANSIT_MARGIN = 0.1  # seconds by which calls may differ in their way to Telegram
+SPAN = round((1 + TRANSIT_MARGIN) * MICROS)  # the budget's calls fit in this, in microseconds
 log = logging.getLogger("telegive.telegram_budget")
 
 
@@ -70,10 +76,10 @@ class LocalPacer:
         with self._lock:
             pacing.penalize(self._state(bot_id), now=self._now(), flood_wait=_micros(flood_wait))
 
-    def admit(self, bot_id: str, *, rate: float) -> Slot:
+    def admit(self, bot_id: str, *, rate: float, window: int) -> Slot:
         """Admit the bot's call about to be made (``pacing.admit``)."""
         with self._lock:
-            return pacing.admit(self._state(bot_id), now=self._now(), rate=rate)
+            return pacing.admit(self._state(bot_id), now=self._now(), rate=rate, window=window)
 
 
 # The same arithmetic as utils/pacing.py, in whole microseconds of Redis's clock, in one atomic
@@ -171,17 +177,12 @@ class RedisPacer:
             args=[pacing.RECOVERY, _micros(flood_wait), pacing.SLOWDOWN, pacing.MIN_FACTOR],
         )
 
-    def admit(self, bot_id: str, *, rate: float) -> Slot:
+    def admit(self, bot_id: str, *, rate: float, window: int) -> Slot:
         """Admit the bot's call about to be made (``pacing.admit``, on Redis's clock)."""
         key = self.prefix + bot_id
         verdict, wait, at = self._admit(
             keys=[key, key + ":admitted"],
-            args=[
-                pacing.RECOVERY,
-                pacing.window_limit(rate),
-                pacing.WINDOW,
-                secrets.token_hex(8),
-            ],
+            args=[pacing.RECOVERY, pacing.window_limit(rate), window, secrets.token_hex(8)],
         )
         return Slot(Verdict(int(verdict)), int(wait), int(at))
 
@@ -200,6 +201,11 @@ class TelegramBudget:
         self._sleep = sleep
         self._shared: RedisPacer | None = None
 
+    @property
+    def schedule_rate(self) -> float:
+        """The schedule's slots a second: the budget spread over its span (``SPAN``)."""
+        return self.rate * MICROS / SPAN
+
     def _redis(self) -> RedisPacer | None:
         client = get_redis()
         if client is None:
@@ -213,19 +219,19 @@ class TelegramBudget:
         shared = self._redis()
         if shared is not None:
             try:
-                return shared.reserve(bot_id, rate=self.rate, max_wait=max_wait)
+                return shared.reserve(bot_id, rate=self.schedule_rate, max_wait=max_wait)
             except redis.RedisError as error:
                 log.warning("budget in Redis unreadable", extra={"error": type(error).__name__})
-        return self.local.reserve(bot_id, rate=self.rate, max_wait=max_wait)
+        return self.local.reserve(bot_id, rate=self.schedule_rate, max_wait=max_wait)
 
     def _admit_once(self, bot_id: str) -> Slot:
         shared = self._redis()
         if shared is not None:
             try:
-                return shared.admit(bot_id, rate=self.rate)
+                return shared.admit(bot_id, rate=self.rate, window=SPAN)
             except redis.RedisError as error:
                 log.warning("budget in Redis unreadable", extra={"error": type(error).__name__})
-        return self.local.admit(bot_id, rate=self.rate)
+        return self.local.admit(bot_id, rate=self.rate, window=SPAN)
 
     def _admit(self, bot_id: str, *, waited: float, max_wait: float) -> Slot:
         """Admit the call now, waiting while the last second is full, until ``max_wait`` seconds

@@ -8,9 +8,9 @@ would need, and nothing is reserved.
 
 A slot is when a call may go, not when it goes: a caller woken late by its scheduler would land
 in the next slot's second. So the call itself is admitted too, when it is about to be made: at
-most ``ceil(rate)`` admissions in any window of one second (the times of the last ones are
-kept), else the caller waits until the oldest leaves the window. The schedule spreads callers
-out; the window makes the bound hold for the calls as made.
+most ``ceil(rate)`` admissions in any window of ``window`` (one second unless the caller keeps a
+margin; the times of the last ones are kept), else the caller waits until the oldest leaves the
+window. The schedule spreads callers out; the window makes the bound hold for the calls as made.
 
 A flood wait (Telegram's 429 with ``retry_after``) closes the schedule until the wait is over,
 then reopens it at a fraction of the rate: halved (never below ``MIN_FACTOR``), recovering
@@ -36,7 +36,6 @@ MIN_FACTOR = 0.1
 # however many are added up (in floating-point seconds 20 slots of 0.05 s can fit in 0.99999 s).
 MICROS = 1_000_000
 RECOVERY = int(RECOVERY_SECONDS * MICROS)
-WINDOW = MICROS  # the admissions of the last second are counted
 
 
 class Verdict(Enum):
@@ -106,16 +105,16 @@ def window_limit(rate: float) -> int:
     return max(1, math.ceil(rate))
 
 
-def admit(state: PaceState, *, now: int, rate: float) -> Slot:
+def admit(state: PaceState, *, now: int, rate: float, window: int = MICROS) -> Slot:
     """Admit a call about to be made at ``now``: CLOSED during a flood wait, BUSY (with the wait
-    until a place frees) when the last second already holds ``window_limit(rate)`` calls."""
+    until a place frees) when the last ``window`` already holds ``window_limit(rate)`` calls."""
     if state.closed_until > now:
         return Slot(Verdict.CLOSED, state.closed_until - now, state.closed_until)
     admitted = state.admitted
-    while admitted and admitted[0] <= now - WINDOW:
+    while admitted and admitted[0] <= now - window:
         admitted.popleft()
     if len(admitted) >= window_limit(rate):
-        frees = admitted[0] + WINDOW
+        frees = admitted[0] + window
         return Slot(Verdict.BUSY, frees - now, frees)
     admitted.append(now)
     return Slot(Verdict.GRANTED, 0, now)

@@ -37,11 +37,14 @@ def test_bot_tokens_never_go_to_redis(make_app, peers):
     with app.app_context():
         check_subscription(account_id=42, user_id=100)
         client = app.extensions["telegive.redis"]
-        stored = {
-            key: str(client.hgetall(key)) if client.type(key) == "hash" else client.get(key)
-            for key in client.keys("*")
+        read = {
+            "hash": client.hgetall,
+            "zset": lambda key: client.zrange(key, 0, -1, withscores=True),
+            "string": client.get,
         }
-    assert stored  # the giveaway/channel cache is there (and the bot's budget, a hash)
+        stored = {key: str(read[client.type(key)](key)) for key in client.keys("*")}
+    # the giveaway/channel cache is there, and the bot's budget (a hash and a sorted set)
+    assert stored
     assert all(BOT_TOKEN not in key + (value or "") for key, value in stored.items())
 
 

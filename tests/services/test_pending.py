@@ -158,7 +158,7 @@ def test_refuse_mode_still_answers_503_and_writes_nothing(make_app, peers):
     bodies = [response.get_json() for response in responses]
     assert {body["error_code"] for body in bodies} == {"SUBSCRIPTION_CHECK_UNAVAILABLE"}
     assert {body["details"]["reason"] for body in bodies} == {"over_budget"}
-    assert all(1 <= body["retry_after"] <= 10 for body in bodies)
+    assert all(1 <= body["retry_after"] <= 11 for body in bodies)  # the next slot: 1.1 / 0.1 s
     assert entries(app) == [] and queue(app) == []
 
 
@@ -309,15 +309,15 @@ def test_without_a_spare_slot_an_entry_is_put_back_without_counting_a_failure(
     app = make_app(TELEGRAM_CALLS_PER_SECOND="0.1")
     peers.standard()
     enter_pending(app, USERS[:1])
-    spend_the_budget(app.test_client())  # a live caller holds the bot's slot for 10 s
+    spend_the_budget(app.test_client())  # a live caller holds the bot's slot for 11 s
     with app.app_context():
         run = pending.verify_pending(workers=1, max_seconds=1)
     assert run.outcomes == Counter(postponed=1)
     assert peers.calls_to(TELEGRAM_URL) == 1  # the verifier took no slot and asked nothing
     [row] = queue(app)
     assert row.failures == 0 and row.last_error is None
-    # It comes back when the bot's next slot frees (the live caller's holds it for 10 s).
-    assert 7 <= (row.next_attempt_at - utcnow()).total_seconds() <= 10
+    # It comes back when the bot's next slot frees (the live caller's holds it for 11 s).
+    assert 8 <= (row.next_attempt_at - utcnow()).total_seconds() <= 11
     assert statuses(app) == {USERS[0]: "pending"}
 
 
