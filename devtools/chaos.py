@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import random
 import sys
 import tempfile
@@ -83,6 +84,7 @@ class Traffic:
         self.confirmed: set[tuple[int, int, int]] = set()
         self.passed: list[int] = []
         self.counter = 0
+        self.sessions = threading.local()
 
     def record(self, kind: str, started: float, response: requests.Response | None) -> dict:
         elapsed = time.perf_counter() - started
@@ -101,9 +103,11 @@ class Traffic:
         return body
 
     def post(self, kind: str, path: str, body: dict) -> dict:
+        # Each client thread keeps its connections open, as the Bot service's HTTP client does.
+        session = self.sessions.__dict__.setdefault("session", requests.Session())
         started = time.perf_counter()
         try:
-            response = requests.post(
+            response = session.post(
                 random.choice(self.bases) + path, json=body, headers=BOT, timeout=20
             )
         except requests.RequestException:
@@ -221,16 +225,21 @@ def summarise(observations: list) -> dict:
     return result
 
 
-def slow_calls_by_second(observations: list, attack_started: float, over: float) -> dict:
-    """When the honest calls slower than ``over`` seconds started, by whole seconds after the
-    attack began: the tail's timeline against the attackers' (the slow readers all connect in
-    the first second or two)."""
+def slow_calls_by_second(observations: list, attack_starts: list[float], over: float) -> dict:
+    """When the honest calls slower than ``over`` seconds started, by whole seconds after their
+    round's attack began: the tail's timeline against the attackers' (the slow readers all
+    connect in the first second or two)."""
     slow = Counter(
-        int(started - attack_started)
+        # A call that began just before its round's attack counts in second -1.
+        math.floor(started - max((a for a in attack_starts if a <= started), default=started + 1))
         for phase, elapsed, kind, _, _, started in observations
         if phase == "hostile" and kind in REGISTRATION_KINDS and elapsed > over
     )
     return {str(second): count for second, count in sorted(slow.items())}
+
+
+def _ms(seconds: float | None) -> float | None:
+    return round(seconds * 1000, 1) if seconds is not None else None
 
 
 def integrity(
@@ -404,7 +413,8 @@ def hostile_phase(
             invented_methods=arguments.invented_methods,
             nested_bodies=arguments.nested_bodies,
         )
-        attackers = hostile.AttackerProcess(plan)  # forked before any thread starts
+        # Forked before any thread starts; its CPU below the service's and the honest clients'.
+        attackers = hostile.AttackerProcess(plan, niceness=arguments.attacker_nice)
         stack.callback(attackers.stop)
         counter = hostile.ConnectionCounter(postgres.url)
         counter.start()
@@ -417,12 +427,11 @@ def hostile_phase(
         traffic.phase = counter.phase = "warmup"
         workers = traffic.start()
         print(
-            f"chaos: hostile, {arguments.hostile_threads} honest client threads against {bases}",
+            f"chaos: hostile, {arguments.hostile_threads} honest client threads against {bases}, "
+            f"{arguments.hostile_rounds} rounds of {seconds:g} s alone then {seconds:g} s attacked",
             flush=True,
         )
         time.sleep(3)
-        traffic.phase = counter.phase = "baseline"
-        time.sleep(seconds)
 
         def sizes() -> dict:
             return {
@@ -430,48 +439,67 @@ def hostile_phase(
                 for name, base in zip(INSTANCES, bases, strict=True)
             }
 
-        figures["metrics_before"] = sizes()
-        requests.post(
-            f"{siblings}/_standin/giveaways/{FAILING_GIVEAWAY}/failure",
-            json={"status": 503},
-            timeout=5,
-        ).raise_for_status()
-        traffic.phase = counter.phase = "hostile"
-        attack_started = time.perf_counter()
-        attackers.start()
-        figures["attack"] = attackers.result()
+        def failing(status: int | None) -> None:
+            requests.post(
+                f"{siblings}/_standin/giveaways/{FAILING_GIVEAWAY}/failure",
+                json={"status": status},
+                timeout=5,
+            ).raise_for_status()
+
+        windows: list[tuple[str, int, float, float]] = []  # phase, round, start, end
+        reports = []
+        for number in range(arguments.hostile_rounds):
+            traffic.phase = counter.phase = "baseline"
+            began = time.perf_counter()
+            time.sleep(seconds)
+            windows.append(("baseline", number, began, time.perf_counter()))
+            if number == 0:
+                figures["metrics_before"] = sizes()
+            failing(503)
+            traffic.phase = counter.phase = "hostile"
+            began = time.perf_counter()
+            attackers.start()
+            reports.append(attackers.result())
+            windows.append(("hostile", number, began, time.perf_counter()))
+            failing(None)
+            traffic.phase = counter.phase = "between"  # the attackers' sockets closing
+            time.sleep(1)
+        figures["attack"] = hostile.merge_rounds(reports)
         figures["metrics_after"] = sizes()
-        requests.post(
-            f"{siblings}/_standin/giveaways/{FAILING_GIVEAWAY}/failure",
-            json={"status": None},
-            timeout=5,
-        ).raise_for_status()
         traffic.stop.set()
         for thread in workers:
             thread.join(timeout=30)
         counter.done.set()
         counter.join(timeout=5)
+    registrations = [o for o in traffic.observations if o[2] in REGISTRATION_KINDS]
     for phase in ("baseline", "hostile"):
-        latencies = [
-            elapsed
-            for p, elapsed, kind, *_ in traffic.observations
-            if p == phase and kind in REGISTRATION_KINDS
-        ]
+        latencies = [elapsed for p, elapsed, *_ in registrations if p == phase]
         answers = Counter(
-            f"{status} {code}".strip()
-            for p, _, kind, status, code, _ in traffic.observations
-            if p == phase and kind in REGISTRATION_KINDS
+            f"{status} {code}".strip() for p, _, _, status, code, _ in registrations if p == phase
         )
         figures[phase] = {
             "registration_calls": len(latencies),
-            "per_second": round(len(latencies) / seconds, 1),
-            "p50_ms": round(percentile(latencies, 0.5) * 1000, 1) if latencies else None,
-            "p99_ms": round(percentile(latencies, 0.99) * 1000, 1) if latencies else None,
+            "per_second": round(len(latencies) / (seconds * arguments.hostile_rounds), 1),
+            "p50_ms": _ms(percentile(latencies, 0.5)),
+            "p99_ms": _ms(percentile(latencies, 0.99)),
             "answers": dict(answers.most_common()),
             "connections": counter.peaks(phase),
         }
+    figures["rounds"] = [
+        {
+            "phase": phase,
+            "round": number,
+            "p99_ms": _ms(
+                percentile(
+                    [e for p, e, *_, t in registrations if p == phase and began <= t < ended], 0.99
+                )
+            ),
+        }
+        for phase, number, began, ended in windows
+    ]
+    attack_starts = [began for phase, _, began, _ in windows if phase == "hostile"]
     figures["hostile"]["slow_calls_by_second"] = slow_calls_by_second(
-        traffic.observations, attack_started, 2 * (figures["baseline"]["p99_ms"] or 0) / 1000
+        registrations, attack_starts, 2 * (figures["baseline"]["p99_ms"] or 0) / 1000
     )
     confirmed = traffic.confirmed | {
         tuple(c) for c in figures["attack"].pop("failing_giveaway_confirmed")
@@ -533,6 +561,12 @@ def main() -> int:
     parser.add_argument("--phase-seconds", type=float, default=8, help="each outage phase")
     parser.add_argument("--threads", type=int, default=8, help="client threads in the outages")
     parser.add_argument("--hostile-seconds", type=float, default=20, help="baseline, then attack")
+    parser.add_argument(
+        "--hostile-rounds", type=int, default=3, help="interleaved rounds of baseline and attack"
+    )
+    parser.add_argument(
+        "--attacker-nice", type=int, default=19, help="the attackers' niceness (0: as the rest)"
+    )
     parser.add_argument("--hostile-threads", type=int, default=8, help="honest client threads")
     parser.add_argument("--pause", type=float, default=0.05, help="honest pause between flows")
     parser.add_argument("--pool-size", type=int, default=5, help="DB_POOL_SIZE, hostile phase")

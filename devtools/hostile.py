@@ -23,11 +23,12 @@ from __future__ import annotations
 import http.client
 import json
 import multiprocessing
+import os
 import socket
 import threading
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -418,33 +419,73 @@ class Attack:
         }
 
 
-def _attack_process(plan: AttackPlan, go, results) -> None:
-    go.wait()
-    results.put(Attack(plan).run())
+def merge_rounds(reports: list[dict]) -> dict:
+    """The attackers' reports of several rounds as one: answers added up, the slowest first
+    bytes, the sockets still open and the stalled downloads of every round."""
+
+    def answers(path: str) -> dict:
+        total: Counter = Counter()
+        for report in reports:
+            total.update(report[path]["answers"])
+        return dict(total.most_common())
+
+    slow = [report["slow_readers"] for report in reports]
+    first_bytes = [s["first_bytes_max_ms"] for s in slow if s["first_bytes_max_ms"] is not None]
+    return {
+        "rounds": len(reports),
+        "slow_readers": {
+            "answers": answers("slow_readers"),
+            "first_bytes_max_ms": max(first_bytes, default=None),
+            "still_open_at_end": sum(s["still_open_at_end"] for s in slow),
+            "drained_after_stall": [d for s in slow for d in s["drained_after_stall"]],
+        },
+        "invented_methods": {"answers": answers("invented_methods")},
+        "nested_bodies": {"answers": answers("nested_bodies")},
+        "failing_giveaway": {"answers": answers("failing_giveaway")},
+        "failing_giveaway_confirmed": [
+            confirmed for report in reports for confirmed in report["failing_giveaway_confirmed"]
+        ],
+    }
+
+
+def _attack_process(plan: AttackPlan, rounds, results, niceness: int) -> None:
+    os.nice(niceness)
+    while (number := rounds.get()) is not None:
+        # Each round's users for the failing giveaway are new ones.
+        plan = replace(plan, failing_users_from=plan.failing_users_from + number * 100_000)
+        results.put(Attack(plan).run())
 
 
 class AttackerProcess:
-    """The attackers in a forked process: fork before any client thread exists, ``start`` later."""
+    """The attackers in a forked process: fork before any client thread exists, ``start`` a
+    round of attacks later, as many times as wanted, and ``result`` after each.
 
-    def __init__(self, plan: AttackPlan) -> None:
+    ``niceness`` (as for ``nice``) lowers the attackers' CPU priority: on a machine shared with
+    the service they stand for clients elsewhere, whose own work costs the service nothing, and
+    the honest clients' measurements should see the service's slowdown, not theirs."""
+
+    def __init__(self, plan: AttackPlan, niceness: int = 0) -> None:
         context = multiprocessing.get_context("fork")
-        self.go = context.Event()
+        self.rounds = context.Queue()
         self.results = context.Queue()
         self.process = context.Process(
-            target=_attack_process, args=(plan, self.go, self.results), daemon=True
+            target=_attack_process, args=(plan, self.rounds, self.results, niceness), daemon=True
         )
         self.process.start()
         self.seconds = plan.seconds
+        self.started = 0
 
     def start(self) -> None:
-        self.go.set()
+        self.rounds.put(self.started)
+        self.started += 1
 
     def result(self) -> dict:
-        """What the attackers saw (waits for them to finish)."""
-        report = self.results.get(timeout=self.seconds + 120)
-        self.process.join(timeout=30)
-        return report
+        """What the attackers saw in the round started last (waits for them to finish)."""
+        return self.results.get(timeout=self.seconds + 120)
 
     def stop(self) -> None:
+        if self.process.is_alive():
+            self.rounds.put(None)
+            self.process.join(timeout=5)
         if self.process.is_alive():
             self.process.kill()

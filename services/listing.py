@@ -9,6 +9,8 @@ one query each, and the rows are sent as they come: never loaded whole, never as
 from __future__ import annotations
 
 import math
+import os
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import chain
@@ -17,13 +19,15 @@ from sqlalchemy import func, select
 
 from models import DrawRecord, GiveawayState, Participant
 from services import captcha
-from services.errors import InvalidCursorError
+from services.errors import InvalidCursorError, Unavailable
 from services.numbering import number_pending, pending_entries
 from services.store import store
+from services.telegram_budget import LocalPacer
 from services.transaction import read_only
 from utils.csv_export import csv_chunk
 from utils.cursors import MAX_POSITION, InvalidCursor, decode_cursor, encode_cursor
-from utils.iterators import started
+from utils.iterators import started, stream_turn
+from utils.pacing import Verdict
 
 CURSOR_KIND = "entries"
 
@@ -99,6 +103,17 @@ def count_participants(giveaway_id: int) -> int:
         return _entry_count(session, giveaway_id)
 
 
+# A process starts at most this many big streams (a list of more than BIG_STREAM_ROWS entries,
+# an export) a second; the others wait their turn holding nothing, at most BIG_STREAM_WAIT_SECONDS,
+# then get 503 with retry_after. A hundred clients asking for whole giveaways at once would
+# otherwise all start in the same second, and every other request of that second would wait for
+# them (RELIABILITY.md 3a). The Dashboard's pages are far below BIG_STREAM_ROWS.
+BIG_STREAM_ROWS = 1_000
+BIG_STREAM_STARTS_PER_SECOND = 8
+BIG_STREAM_WAIT_SECONDS = 20.0
+_big_starts: dict[int, LocalPacer] = {}
+
+
 def count_entries(giveaway_id: int) -> EntryCounts:
     """The entry count, with the pending and excluded entries among them."""
     with read_only() as session:
@@ -138,6 +153,8 @@ def giveaway_stats(giveaway_id: int) -> GiveawayStats:
 
 def list_page(*, giveaway_id: int, page: int, limit: int, cursor: str | None = None) -> Page:
     """Entries ``(page-1)·limit + 1 .. page·limit`` (or after ``cursor``), in entry order."""
+    if limit > BIG_STREAM_ROWS:
+        _wait_for_a_big_start()
     total = _numbered_total(giveaway_id)
     if cursor:
         try:
@@ -162,9 +179,30 @@ def list_page(*, giveaway_id: int, page: int, limit: int, cursor: str | None = N
 def export_csv(giveaway_id: int) -> Iterator[str]:
     """Every entry as CSV text, header first, streamed in chunks; the count and the first chunk
     are read before this returns."""
+    _wait_for_a_big_start()
     total = _numbered_total(giveaway_id)
     header = csv_chunk([EXPORT_HEADER], text_columns=range(len(EXPORT_HEADER)))
     return chain((header,), started(store().export_csv(giveaway_id, total)))
+
+
+def _wait_for_a_big_start() -> None:
+    """Wait for this process's next start of a big stream (``BIG_STREAM_STARTS_PER_SECOND``),
+    holding nothing; 503 with ``retry_after`` when it is further away than
+    ``BIG_STREAM_WAIT_SECONDS``."""
+    pid = os.getpid()
+    pacer = _big_starts.get(pid)
+    if pacer is None:  # made in the worker, after gevent has patched threading
+        pacer = _big_starts.setdefault(pid, LocalPacer(max_bots=1))
+    slot = pacer.reserve(
+        "big streams", rate=BIG_STREAM_STARTS_PER_SECOND, max_wait=BIG_STREAM_WAIT_SECONDS
+    )
+    if slot.verdict is not Verdict.GRANTED:
+        raise Unavailable(
+            "Too many whole lists and exports are starting at once; try again shortly.",
+            retry_after=slot.retry_after,
+        )
+    if slot.wait:
+        time.sleep(slot.wait)
 
 
 def _not_active(session, giveaway_id: int) -> dict[str, int]:
@@ -188,15 +226,16 @@ def _entry_count(session, giveaway_id: int) -> int:
 
 def _numbered_total(giveaway_id: int) -> int:
     """Number whatever is pending, then the count: a page is then a range of numbers. One
-    statement when nothing waits for its number (the usual case, and a crowd of whole-list
-    requests must not cost the database three each)."""
+    statement when nothing waits for its number (the usual case), made in the stream's turn on
+    the streams' connections: a crowd of whole-list requests must not cost the database three
+    statements each, nor make registrations queue for a connection behind them."""
     unnumbered = (
         select(func.count())
         .select_from(Participant)
         .where(Participant.giveaway_id == giveaway_id, Participant.entry_number.is_(None))
         .scalar_subquery()
     )
-    with read_only() as session:
+    with stream_turn(), store().stream_reads() as session:
         row = session.execute(
             select(GiveawayState.entry_count, unnumbered).where(
                 GiveawayState.giveaway_id == giveaway_id

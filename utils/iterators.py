@@ -29,6 +29,12 @@ def _process_turns() -> threading.BoundedSemaphore:
     return turns
 
 
+def stream_turn() -> threading.BoundedSemaphore:
+    """One of the process's stream turns, to hold (``with stream_turn():``) for a stream's work
+    before its first chunk."""
+    return _process_turns()
+
+
 def in_turns(iterator: Iterator[T]) -> Iterator[T]:
     """The same items, each one produced while holding one of the process's stream turns."""
     turns = _process_turns()

@@ -127,6 +127,11 @@ class Store(Protocol):
     # is taken and given back before the chunk is yielded), so a client that reads slowly
     # holds no connection; entry numbers and user ids are the keys from one chunk to the next.
 
+    def stream_reads(self) -> AbstractContextManager[Session]:
+        """``read_only``, for the reads a stream makes before its chunks (its count): on the
+        streams' connections where they have their own, so that a crowd of lists and exports
+        starting at once does not queue registrations behind it."""
+
     def page_json(self, giveaway_id: int, after: int, last: int) -> Iterator[str]:
         """Entries numbered (after, last] as JSON objects joined by commas, chunk by chunk."""
 

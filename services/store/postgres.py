@@ -292,6 +292,11 @@ class PostgresStore:
         with Session(self.autocommit, expire_on_commit=False) as session:
             yield session
 
+    @contextmanager
+    def stream_reads(self) -> Iterator[Session]:
+        with Session(self.streams, expire_on_commit=False) as session:
+            yield session
+
     def insert(self, table: Any) -> Any:
         return postgresql.insert(table)
 

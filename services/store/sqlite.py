@@ -112,6 +112,9 @@ class SqliteStore:
     def read_only(self) -> AbstractContextManager[Session]:
         return read_snapshot()
 
+    def stream_reads(self) -> AbstractContextManager[Session]:
+        return read_snapshot()
+
     def insert(self, table: Any) -> Any:
         return sqlite.insert(table)
 

@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from sqlalchemy.exc import OperationalError
 
+from services import listing
 from services.store import store
 from tests.conftest import BOT, DASHBOARD, GIVEAWAY
 from tests.factories import add_entries
@@ -68,3 +69,35 @@ def test_a_database_failure_before_the_first_chunk_is_a_503_not_a_cut_200(
     response = client.get(path, headers=headers)
     assert response.status_code == 503
     assert response.get_json()["error_code"] == "DATABASE_UNAVAILABLE"
+
+
+def test_a_crowd_asking_for_whole_giveaways_at_once_is_started_a_few_a_second(
+    app, peers, monkeypatch
+):
+    """A hundred clients asking for whole giveaways in one second would start their work in
+    that second, beside everyone else's requests. They are started a few a second per process;
+    those whose start is too far away get a retryable 503; a Dashboard page never waits."""
+    monkeypatch.setattr(listing, "BIG_STREAM_STARTS_PER_SECOND", 2.0)
+    monkeypatch.setattr(listing, "BIG_STREAM_WAIT_SECONDS", 1.2)
+    monkeypatch.setattr(listing, "_big_starts", {})
+    peers.standard(1)
+    add_entries(app, 1, range(3_000_000_001, 3_000_000_301))
+
+    def whole(path: str) -> tuple[int, float, dict | None]:
+        started = time.perf_counter()
+        response = app.test_client().get(path, headers=DASHBOARD)
+        body = response.get_json() if response.status_code != 200 else None
+        return response.status_code, time.perf_counter() - started, body
+
+    paths = ["/api/participants/1?page=1&limit=1000000", "/api/participants/export/1"] * 3
+    with ThreadPoolExecutor(len(paths)) as crowd:
+        answers = list(crowd.map(whole, paths))
+        page = app.test_client().get("/api/participants/1?page=1&limit=50", headers=DASHBOARD)
+    assert page.status_code == 200 and len(page.get_json()["participants"]) == 50
+    served = sorted(seconds for status, seconds, _ in answers if status == 200)
+    refused = [body for status, _, body in answers if status == 503]
+    assert len(served) == 3  # starts at 0, 0.5 and 1.0 s: within the 1.2 s wait
+    assert served[-1] >= 0.9  # the third waited for its start
+    assert len(refused) == 3
+    assert {body["error_code"] for body in refused} == {"SERVICE_UNAVAILABLE"}
+    assert all(body["retry_after"] >= 1 for body in refused)
