@@ -77,8 +77,8 @@ def test_a_crowd_asking_for_whole_giveaways_at_once_is_started_a_few_a_second(
     """A hundred clients asking for whole giveaways in one second would start their work in
     that second, beside everyone else's requests. They are started a few a second per process;
     those whose start is too far away get a retryable 503; a Dashboard page never waits."""
-    monkeypatch.setattr(listing, "BIG_STREAM_STARTS_PER_SECOND", 2.0)
-    monkeypatch.setattr(listing, "BIG_STREAM_WAIT_SECONDS", 1.2)
+    monkeypatch.setattr(listing, "BIG_STREAM_STARTS_PER_SECOND", 1.0)
+    monkeypatch.setattr(listing, "BIG_STREAM_WAIT_SECONDS", 1.5)
     monkeypatch.setattr(listing, "_big_starts", {})
     peers.standard(1)
     add_entries(app, 1, range(3_000_000_001, 3_000_000_301))
@@ -96,8 +96,10 @@ def test_a_crowd_asking_for_whole_giveaways_at_once_is_started_a_few_a_second(
     assert page.status_code == 200 and len(page.get_json()["participants"]) == 50
     served = sorted(seconds for status, seconds, _ in answers if status == 200)
     refused = [body for status, _, body in answers if status == 503]
-    assert len(served) == 3  # starts at 0, 0.5 and 1.0 s: within the 1.2 s wait
-    assert served[-1] >= 0.9  # the third waited for its start
-    assert len(refused) == 3
+    # Starts at 0 and 1 s; the next, at 2 s, is beyond the 1.5 s wait of the others, however
+    # their arrivals spread (by less than half a second).
+    assert len(served) == 2
+    assert served[-1] >= 0.9  # the second waited for its start
+    assert len(refused) == 4
     assert {body["error_code"] for body in refused} == {"SERVICE_UNAVAILABLE"}
     assert all(body["retry_after"] >= 1 for body in refused)
