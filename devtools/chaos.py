@@ -11,7 +11,8 @@ Outages, one instance:
 4. Redis stopped: new users (captcha) get 503 REDIS_UNAVAILABLE, returning users still enter;
 5. Redis started: recovery.
 
-Hostile clients, two instances (the attackers are in devtools/hostile.py):
+Hostile clients, two instances (the attackers are in devtools/hostile.py), in interleaved rounds
+(``--hostile-rounds``) whose figures are pooled:
 6. baseline: honest registrations alone;
 7. the same honest load beside 100 slow readers of a 50,000-entry list and export, 1,000 requests
    with invented methods, a flood of deeply nested JSON bodies and a Giveaway service failing for

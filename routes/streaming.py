@@ -15,9 +15,10 @@ from flask import Response, request, stream_with_context
 # giveaway. A stream starts with a small buffer (Linux doubles the figure: 32 KB) and opens it
 # up as the client shows it reads, like TCP's slow start: each time four buffers' worth more has
 # gone out, the buffer doubles, up to OPEN_SEND_BUFFER_BYTES (256 KB in flight per round trip: a
-# 50 ms round trip across the internet moves 5 MB a second). A stalled reader never gets past
-# the first buffer, and costs a few small chunks; bench/findings.md and RELIABILITY.md 3a have
-# what each size cost beside a hundred of them.
+# 50 ms round trip across the internet moves 5 MB a second). A reader that stalls with a small
+# receive window never gets past the first buffer and costs a few small chunks (one with a large
+# window costs what its window takes in, as with any buffer here); RELIABILITY.md 3a has what
+# each size cost beside a hundred of them.
 FIRST_SEND_BUFFER_BYTES = 16 * 1024
 OPEN_SEND_BUFFER_BYTES = 128 * 1024
 SENT_BEFORE_DOUBLING = 4  # buffers' worth sent before the buffer doubles

@@ -307,36 +307,17 @@ class PostgresStore:
         return Standing.from_row(row)
 
     def enter(self, request: EntryRequest) -> EntryAttempt:
-        parameters = {
-            "giveaway_id": request.giveaway_id,
-            "user_id": request.user_id,
-            "username": request.username,
-            "first_name": request.first_name,
-            "last_name": request.last_name,
-            "now": request.now,
-            "channel_id": request.channel_id,
-            "status": request.fresh_status,
-            "verified_at": request.fresh_verified_at,
-            "since": request.remembered_since,
-            "actor": request.actor,
-            "request_id": request.request_id,
-            **lock_key(request.giveaway_id),
-        }
+        parameters = _entry_parameters(
+            request,
+            channel_id=request.channel_id,
+            status=request.fresh_status,
+            verified_at=request.fresh_verified_at,
+            since=request.remembered_since,
+        )
         return _attempt(fetch_one(self.autocommit, _ENTER, parameters, first=_ENTER_LOCK))
 
     def enter_pending(self, request: EntryRequest) -> EntryAttempt:
-        parameters = {
-            "giveaway_id": request.giveaway_id,
-            "user_id": request.user_id,
-            "username": request.username,
-            "first_name": request.first_name,
-            "last_name": request.last_name,
-            "now": request.now,
-            "account_id": request.account_id,
-            "actor": request.actor,
-            "request_id": request.request_id,
-            **lock_key(request.giveaway_id),
-        }
+        parameters = _entry_parameters(request, account_id=request.account_id)
         row = fetch_one(self.autocommit, _ENTER_PENDING, parameters, first=_ENTER_LOCK)
         return _attempt(row)
 
@@ -381,6 +362,22 @@ class PostgresStore:
         """One chunk's statement on a stream connection, given back before returning."""
         with self.streams.connect() as connection:
             return connection.execute(statement, parameters).scalar()
+
+
+def _entry_parameters(request: EntryRequest, **extra: Any) -> dict[str, Any]:
+    """The bind parameters both registration writes share, with ``extra``, and the lock's."""
+    return {
+        "giveaway_id": request.giveaway_id,
+        "user_id": request.user_id,
+        "username": request.username,
+        "first_name": request.first_name,
+        "last_name": request.last_name,
+        "now": request.now,
+        "actor": request.actor,
+        "request_id": request.request_id,
+        **extra,
+        **lock_key(request.giveaway_id),
+    }
 
 
 def _attempt(row: tuple) -> EntryAttempt:

@@ -91,6 +91,38 @@ def _existing(session: Session, giveaway_id: int, user_id: int) -> ExistingEntry
     return None if row is None else ExistingEntry(*row)
 
 
+def _insert_entry(session: Session, request: EntryRequest, **columns: Any) -> int:
+    """Insert the request's entry (with ``columns`` besides its own) and its participation
+    event; the entry's id. A pending entry's event says so (``subscription_pending``)."""
+    participant_id = session.scalar(
+        sqlite.insert(_ENTRIES)
+        .values(
+            giveaway_id=request.giveaway_id,
+            user_id=request.user_id,
+            username=request.username,
+            first_name=request.first_name,
+            last_name=request.last_name,
+            participated_at=request.now,
+            **columns,
+        )
+        .returning(_ENTRIES.c.id)
+    )
+    facts: dict[str, Any] = {"participant_id": participant_id}
+    if columns.get("status") == "pending":
+        facts["subscription_pending"] = True
+    record_event(
+        session,
+        EventType.PARTICIPATION,
+        giveaway_id=request.giveaway_id,
+        user_id=request.user_id,
+        facts=facts,
+        occurred_at=request.now,
+        actor=request.actor,
+        request_id=request.request_id,
+    )
+    return participant_id
+
+
 def _open(session: Session, giveaway_id: int) -> bool:
     """The giveaway's entries are open (its state row exists and no draw closed it)."""
     found = session.scalar(
@@ -152,29 +184,7 @@ class SqliteStore:
                 return EntryAttempt(None, completed, subscribed, existing)
             if not (completed and subscribed and _open(session, giveaway_id)):
                 return EntryAttempt(None, completed, subscribed, None)
-            participant_id = session.scalar(
-                sqlite.insert(_ENTRIES)
-                .values(
-                    giveaway_id=giveaway_id,
-                    user_id=user_id,
-                    username=request.username,
-                    first_name=request.first_name,
-                    last_name=request.last_name,
-                    participated_at=request.now,
-                    subscription_verified_at=verified_at,
-                )
-                .returning(_ENTRIES.c.id)
-            )
-            record_event(
-                session,
-                EventType.PARTICIPATION,
-                giveaway_id=giveaway_id,
-                user_id=user_id,
-                facts={"participant_id": participant_id},
-                occurred_at=request.now,
-                actor=request.actor,
-                request_id=request.request_id,
-            )
+            participant_id = _insert_entry(session, request, subscription_verified_at=verified_at)
             return EntryAttempt(participant_id, True, True, None)
 
     def enter_pending(self, request: EntryRequest) -> EntryAttempt:
@@ -186,19 +196,7 @@ class SqliteStore:
                 return EntryAttempt(None, completed, False, existing)
             if not (completed and _open(session, giveaway_id)):
                 return EntryAttempt(None, completed, False, None)
-            participant_id = session.scalar(
-                sqlite.insert(_ENTRIES)
-                .values(
-                    giveaway_id=giveaway_id,
-                    user_id=user_id,
-                    username=request.username,
-                    first_name=request.first_name,
-                    last_name=request.last_name,
-                    participated_at=request.now,
-                    status="pending",
-                )
-                .returning(_ENTRIES.c.id)
-            )
+            participant_id = _insert_entry(session, request, status="pending")
             session.execute(
                 sqlite.insert(PendingVerification.__table__).values(
                     participant_id=participant_id,
@@ -208,16 +206,6 @@ class SqliteStore:
                     enqueued_at=request.now,
                     next_attempt_at=request.now,
                 )
-            )
-            record_event(
-                session,
-                EventType.PARTICIPATION,
-                giveaway_id=giveaway_id,
-                user_id=user_id,
-                facts={"participant_id": participant_id, "subscription_pending": True},
-                occurred_at=request.now,
-                actor=request.actor,
-                request_id=request.request_id,
             )
             return EntryAttempt(participant_id, True, False, None)
 

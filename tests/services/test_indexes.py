@@ -39,6 +39,30 @@ def full_scans(plan: dict, leading: dict[str, str], under_limit: bool = False) -
     return found
 
 
+def full_scan_offenders(connection, captured: list[tuple[str, dict]]) -> dict[str, list[str]]:
+    """Each captured statement whose plan reads a whole table of ours (``full_scans``), planned
+    on ``connection`` with sequential scans discouraged, so that a missing index shows."""
+    leading = dict(  # each of our indexes and its leading column
+        connection.execute(
+            text(
+                "SELECT i.relname, a.attname FROM pg_index x "
+                "JOIN pg_class i ON i.oid = x.indexrelid "
+                "JOIN pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = x.indkey[0] "
+                "WHERE i.relname LIKE '%participant%'"
+            )
+        ).all()
+    )
+    connection.execute(text("SET enable_seqscan = off"))
+    offenders = {}
+    for statement, parameters in captured:
+        cursor = connection.connection.cursor()
+        cursor.execute("EXPLAIN (FORMAT JSON) " + statement, parameters)
+        problems = full_scans(cursor.fetchone()[0][0]["Plan"], leading)
+        if problems:
+            offenders[statement] = problems
+    return offenders
+
+
 def test_every_read_uses_an_index(app, peers):
     peers.standard()
     add_entries(app, 1, range(10, 60))
@@ -100,26 +124,6 @@ def test_every_read_uses_an_index(app, peers):
             )
         captured.append((postgres._NUMBER_PENDING.sql, {"giveaway_id": 1, "limit": 256}))
         assert len(captured) >= 18
-        connection = db.session.connection()
-        leading = dict(
-            connection.execute(
-                text(
-                    "SELECT i.relname, a.attname FROM pg_index x "
-                    "JOIN pg_class i ON i.oid = x.indexrelid "
-                    "JOIN pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = x.indkey[0] "
-                    "WHERE i.relname LIKE 'participant%' OR i.relname LIKE 'pk_participant%' "
-                    "OR i.relname LIKE 'uq_participant%' OR i.relname LIKE 'ix_participant%'"
-                )
-            ).all()
-        )
-        connection.execute(text("SET enable_seqscan = off"))
-        offenders = {}
-        for statement, parameters in captured:
-            cursor = connection.connection.cursor()
-            cursor.execute("EXPLAIN (FORMAT JSON) " + statement, parameters)
-            plan = cursor.fetchone()[0][0]["Plan"]
-            problems = full_scans(plan, leading)
-            if problems:
-                offenders[statement] = problems
+        offenders = full_scan_offenders(db.session.connection(), captured)
         db.session.rollback()
     assert offenders == {}

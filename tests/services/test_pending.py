@@ -15,7 +15,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from prometheus_client import REGISTRY
-from sqlalchemy import event, func, select, text, update
+from sqlalchemy import event, func, select, update
 
 from extensions import db
 from models import AuditEvent, Membership, Participant, PendingVerification
@@ -25,7 +25,7 @@ from services.telegram_budget import LocalPacer, TelegramBudget
 from tests.conftest import ADMIN, BOT, DASHBOARD, GIVEAWAY, TELEGRAM_URL
 from tests.factories import add_entries, complete_captcha
 from tests.routes.test_registration import answer, current_answer, entries, register
-from tests.services.test_indexes import full_scans
+from tests.services.test_indexes import full_scan_offenders
 from utils.pacing import Verdict
 from utils.timeutil import utcnow
 
@@ -550,26 +550,7 @@ def test_the_queue_and_the_draws_questions_are_index_scans(mixed):
                 {**dict.fromkeys(postgres._ENTER_PENDING.types), "giveaway_id": 1, "user_id": 10},
             )
         )
-        connection = db.session.connection()
-        connection.execute(text("SET enable_seqscan = off"))
-        leading = dict(  # each index's leading column, as tests/services/test_indexes.py reads it
-            connection.execute(
-                text(
-                    "SELECT i.relname, a.attname FROM pg_index x "
-                    "JOIN pg_class i ON i.oid = x.indexrelid "
-                    "JOIN pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = x.indkey[0] "
-                    "WHERE i.relname LIKE '%participant%'"
-                )
-            ).all()
-        )
-        offenders = {}
-        for statement, parameters in captured:
-            cursor = connection.connection.cursor()
-            cursor.execute("EXPLAIN (FORMAT JSON) " + statement, parameters)
-            plan = cursor.fetchone()[0][0]["Plan"]
-            problems = full_scans(plan, leading)
-            if problems:
-                offenders[statement] = problems
+        offenders = full_scan_offenders(db.session.connection(), captured)
         db.session.rollback()
     assert len(captured) >= 6
     assert offenders == {}
